@@ -1,0 +1,5 @@
+"""`python -m babyterm` is the `babyterm` command."""
+
+from babyterm.cli import main
+
+raise SystemExit(main())

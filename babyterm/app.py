@@ -1,0 +1,221 @@
+"""The babyterm app: supervises the trainer link, turns its events into screen updates, and maps the keys."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from functools import partial
+from typing import Any, ClassVar
+
+from textual.app import App, SystemCommand
+from textual.binding import Binding, BindingType
+from textual.reactive import reactive
+from textual.screen import Screen
+from textual.worker import Worker, WorkerState
+
+from babyterm.link import ProcessLink, TrainerLink
+from babyterm.messages import TrainerCommand
+from babyterm.screens.help import HelpScreen
+from babyterm.screens.logs import LogsScreen
+from babyterm.screens.main import MainScreen
+from babyterm.text import one_line
+from school.events import ErrorEvent, Event, SaveEvent, StateEvent
+from school.options import TrainOptions
+from soul.paths import BabyPaths, baby_paths
+
+POLL_HZ = 15
+"""How often the app drains the trainer's events: smooth to the eye, and one batch per widget each time."""
+
+
+class BabytermApp(App[None]):
+    """Watch a baby learn and talk to it; training runs behind a `TrainerLink` (by default a process)."""
+
+    CSS_PATH = "babyterm.tcss"
+    TITLE = "babyterm"
+    AUTO_FOCUS = None  # keys go to the app until the user asks for the chat (c or Tab)
+    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [
+        (0, "-narrow"),
+        (100, "-wide"),
+    ]  # the stylesheet slims panes under 100 columns
+    BINDINGS: ClassVar[list[BindingType]] = [
+        # One footer key per action, showing every key that does it; the help screen reads the tooltips.
+        Binding(
+            "space", "toggle_pause", "pause", key_display="space/p", tooltip="pause training, or resume it"
+        ),
+        Binding("p", "toggle_pause", "pause", show=False, tooltip="pause training, or resume it"),
+        Binding("s", "save", "save", tooltip="save a checkpoint now"),
+        Binding("l", "logs", "logs", tooltip="browse the logs of every run of every baby"),
+        Binding("question_mark", "help", "help", key_display="?", tooltip="this list of keys"),
+        Binding("r", "restart", "restart", tooltip="restart the trainer (after an error)"),
+        Binding("q", "quit", "quit", key_display="q/^c", tooltip="save, stop the trainer and quit"),
+        # Priority, so it quits even from the chat Input, where Ctrl+C would copy.
+        Binding(
+            "ctrl+c", "quit", "quit", show=False, priority=True, tooltip="save, stop the trainer and quit"
+        ),
+    ]
+
+    trainer_state: reactive[str] = reactive("starting")
+    """What the trainer said it is doing (starting, training, paused, saving, stopped), or error, or a
+    request on its way ("pausing…", "resuming…", "saving…", "restarting…")."""
+
+    def __init__(
+        self,
+        options: TrainOptions,
+        link: TrainerLink | None = None,
+        paths: BabyPaths | None = None,
+        *,
+        link_factory: Callable[[], TrainerLink] | None = None,
+        chat_max_tokens: int = 120,
+    ) -> None:
+        super().__init__()
+        self.options = options
+        self.paths = paths or baby_paths(options.baby, options.home)
+        self.link_factory: Callable[[], TrainerLink] = link_factory or partial(ProcessLink, options)
+        # Made here, before App.run, so a ProcessLink sets up multiprocessing while stderr is still real.
+        self.link = link if link is not None else self.link_factory()
+        self.chat_max_tokens = chat_max_tokens
+        self.quitting = False
+        self.restarting = False
+        self.last_step = 0
+        self.theme = "tokyo-night"
+
+    def get_default_screen(self) -> Screen[Any]:
+        self.main_screen = MainScreen(self.paths, self.chat_max_tokens)
+        return self.main_screen
+
+    def on_mount(self) -> None:
+        try:
+            self.link.start()
+        except Exception as e:  # a trainer that cannot start is shown, not raised
+            self.report([ErrorEvent(0, f"could not start the trainer: {e}", fatal=True)])
+        self.set_interval(1 / POLL_HZ, self.drain_events)
+
+    # -- events in ------------------------------------------------------------------------------
+
+    def drain_events(self) -> None:
+        """Take what the trainer has sent since the last drain and hand it to the screen in one go."""
+        try:
+            events = self.link.poll()
+        except Exception as e:  # a broken queue must not close the app
+            events = [ErrorEvent(self.last_step, f"lost the trainer: {e}", fatal=True)]
+        quiet = self.trainer_state in ("stopped", "error") or self.quitting or self.restarting
+        if not events and not quiet and not self.link.is_alive():
+            events = [ErrorEvent(self.last_step, "the trainer stopped without a word", fatal=True)]
+        self.report(events)
+
+    def report(self, events: list[Event]) -> None:
+        if not events:
+            return
+        for event in events:
+            self.note(event)
+        self.main_screen.dispatch(events)
+
+    def note(self, event: Event) -> None:
+        """What the app itself makes of an event: the state, and notifications for what needs eyes."""
+        self.last_step = max(self.last_step, event.step)
+        if isinstance(event, StateEvent):
+            keep = (self.trainer_state == "error" and event.state == "stopped") or (
+                self.quitting and event.state in ("training", "paused")
+            )
+            if not keep:
+                self.trainer_state = event.state
+        elif isinstance(event, ErrorEvent) and event.fatal:
+            self.trainer_state = "error"
+            message = f"{one_line(event.message, 300)}\nPress r to restart it."
+            self.notify(message, title="trainer error", severity="error", timeout=15, markup=False)
+        elif isinstance(event, ErrorEvent):
+            self.notify(
+                one_line(event.message, 300), title="trainer warning", severity="warning", markup=False
+            )
+        elif isinstance(event, SaveEvent) and event.reason == "manual":
+            self.notify(f"saved at step {event.step:,}", title="saved")
+
+    # -- commands out ---------------------------------------------------------------------------
+
+    def send(self, command: dict[str, Any]) -> bool:
+        """Send a command if a trainer is there to take it; say so in the app when not."""
+        if self.quitting or self.restarting or not self.link.is_alive():
+            self.notify("The trainer is not running (press r to restart it).", severity="warning")
+            return False
+        self.link.send(command)
+        return True
+
+    def on_trainer_command(self, message: TrainerCommand) -> None:
+        command = message.command
+        if not self.send(command) and command.get("cmd") == "chat":
+            self.main_screen.chat.abandon(command["id"], "the trainer is not running")
+
+    def action_toggle_pause(self) -> None:
+        if self.trainer_state in ("paused", "pausing…"):
+            if self.send({"cmd": "resume"}):
+                self.trainer_state = "resuming…"
+        elif self.trainer_state in ("training", "starting", "resuming…", "saving"):
+            if self.send({"cmd": "pause"}):
+                self.trainer_state = "pausing…"
+        else:
+            self.notify(f"The trainer is {self.trainer_state}.", severity="warning")
+
+    def action_save(self) -> None:
+        if self.send({"cmd": "save"}):
+            self.notify("saving…", title="save")
+
+    def action_logs(self) -> None:
+        if not isinstance(self.screen, LogsScreen):
+            self.push_screen(LogsScreen(self.paths.home))
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    async def action_quit(self) -> None:
+        """Ask the trainer to save and stop (in a thread: it can take seconds), then exit."""
+        if self.quitting:
+            self.notify("Still saving…")
+            return
+        self.quitting = True
+        self.trainer_state = "saving…"
+        self.run_worker(self.link.stop, name="stop-trainer", thread=True, exit_on_error=False)
+
+    def action_restart(self) -> None:
+        if self.quitting or self.restarting:
+            return
+        self.restarting = True
+        self.trainer_state = "restarting…"
+        self.run_worker(self._restart, name="restart-trainer", thread=True, exit_on_error=False)
+
+    def _restart(self) -> TrainerLink | None:
+        self.link.stop()
+        if self.quitting:
+            return None
+        link = self.link_factory()
+        link.start()
+        return link
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        worker = event.worker
+        if not worker.is_finished:
+            return
+        if worker.name == "stop-trainer":
+            self.drain_events()  # the trainer's last words (its final save)
+            self.exit()
+        elif worker.name == "restart-trainer":
+            self.restarting = False
+            if worker.state == WorkerState.SUCCESS and worker.result is not None:
+                self.link = worker.result
+                self.report([StateEvent(self.last_step, "starting", "restarted")])
+            elif worker.state == WorkerState.ERROR:
+                self.report(
+                    [ErrorEvent(self.last_step, f"could not restart the trainer: {worker.error}", True)]
+                )
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        yield SystemCommand(
+            "Pause / resume training", "Pause the trainer, or resume it", self.action_toggle_pause
+        )
+        yield SystemCommand("Save now", "Save a checkpoint of the baby now", self.action_save)
+        yield SystemCommand("Chat", "Focus the chat input", self.main_screen.action_focus_chat)
+        yield SystemCommand("Logs", "Browse the logs of every run of every baby", self.action_logs)
+        yield SystemCommand("Help", "Every key, and the chat commands", self.action_help)
+        yield SystemCommand(
+            "Restart trainer", "Stop the trainer (saving) and start a new one", self.action_restart
+        )

@@ -1,0 +1,93 @@
+"""The app's line to a trainer: commands out, events in. The trainer runs in its own process.
+
+A separate (spawned) process keeps torch out of the app's process and the GIL out of the
+interface's way; see STYLE.md for the measurements behind this choice.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import multiprocessing.resource_tracker
+import queue
+from typing import Any, Protocol
+
+from school.events import ErrorEvent, Event, StateEvent, event_from_dict
+from school.options import TrainOptions
+
+
+class TrainerLink(Protocol):
+    """What the app needs from a trainer, wherever it runs."""
+
+    def start(self) -> None: ...
+    def send(self, command: dict[str, Any]) -> None: ...
+    def poll(self, max_events: int = 2000) -> list[Event]: ...
+    def is_alive(self) -> bool: ...
+    def stop(self, timeout: float = 60.0) -> None: ...
+
+
+_CONTEXT: Any = None
+
+
+def prepare_multiprocessing() -> None:
+    """Create the spawn context and its resource tracker before Textual replaces stderr.
+
+    Inside a running app stderr has fileno() == -1, and starting them then fails with
+    'bad value(s) in fds_to_keep'.
+    """
+    global _CONTEXT
+    if _CONTEXT is None:
+        _CONTEXT = mp.get_context("spawn")  # fork after torch has run threads can hang the child
+        multiprocessing.resource_tracker.ensure_running()
+
+
+class ProcessLink:
+    """Runs the tutor in a spawned process (babyterm.trainer_process) and talks to it by queues."""
+
+    def __init__(self, options: TrainOptions) -> None:
+        prepare_multiprocessing()
+        self.options = options
+        self._commands = _CONTEXT.Queue()
+        self._events = _CONTEXT.Queue()
+        self._process: Any = None
+        self._reported_exit = False
+
+    def start(self) -> None:
+        from babyterm.trainer_process import trainer_main
+
+        self._reported_exit = False
+        self._process = _CONTEXT.Process(
+            target=trainer_main, args=(self.options.to_dict(), self._commands, self._events), daemon=True
+        )
+        self._process.start()
+
+    def send(self, command: dict[str, Any]) -> None:
+        self._commands.put(command)
+
+    def poll(self, max_events: int = 2000) -> list[Event]:
+        out: list[Event] = []
+        while len(out) < max_events:
+            try:
+                out.append(event_from_dict(self._events.get_nowait()))
+            except queue.Empty:
+                break
+        if not out and self._process is not None and not self._process.is_alive() and not self._reported_exit:
+            self._reported_exit = True  # a trainer that died without a word still gets reported
+            code = self._process.exitcode
+            if code not in (0, None):
+                out.append(ErrorEvent(step=0, message=f"trainer process exited with code {code}", fatal=True))
+            out.append(StateEvent(step=0, state="stopped", detail=f"exit code {code}"))
+        return out
+
+    def is_alive(self) -> bool:
+        return self._process is not None and self._process.is_alive()
+
+    def stop(self, timeout: float = 60.0) -> None:
+        """Ask the trainer to save and stop, wait for it, and kill it if it will not go."""
+        if self._process is None:
+            return
+        if self._process.is_alive():
+            self._commands.put({"cmd": "stop"})
+            self._process.join(timeout)
+        if self._process.is_alive():
+            self._process.kill()
+            self._process.join(5)

@@ -1,0 +1,104 @@
+"""The main screen: watch the baby learn (loss, pixel, scribe) and talk to it (chat pane)."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Footer
+
+from babyterm.messages import EventBatch, PixelChanged
+from babyterm.widgets.chat import ChatPane
+from babyterm.widgets.loss_plot import LossPlot
+from babyterm.widgets.loss_stream import STREAM_KINDS, LossStream
+from babyterm.widgets.pixel import Pixel
+from babyterm.widgets.scribe import ScribeFeed
+from babyterm.widgets.startup import StartupProgress
+from babyterm.widgets.status_bar import StatusBar
+from school.events import (
+    ChatEvent,
+    EvalEvent,
+    Event,
+    PixelEvent,
+    ProgressEvent,
+    ScribeEvent,
+    StateEvent,
+    StepEvent,
+)
+from soul.paths import BabyPaths
+
+
+class MainScreen(Screen[None]):
+    """Lays out the widgets and hands each the events it owns, one batch per drain."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("c", "focus_chat", "chat", key_display="c/tab", tooltip="talk to the baby"),
+        Binding("tab", "focus_chat", "chat", show=False, tooltip="talk to the baby"),  # not focus-next
+        Binding("escape", "stop_reply", "stop reply", tooltip="stop the reply that is streaming in"),
+    ]
+
+    def __init__(self, paths: BabyPaths, chat_max_tokens: int = 120) -> None:
+        super().__init__()
+        self.paths = paths
+        self.chat_max_tokens = chat_max_tokens
+
+    def compose(self) -> ComposeResult:
+        yield StatusBar(self.paths.name, id="status")
+        yield StartupProgress(id="startup")
+        with Horizontal(id="main"):
+            with Vertical(id="school"):
+                with Horizontal(id="top"):
+                    yield LossPlot(id="loss-plot")
+                    yield Pixel(id="pixel")
+                yield LossStream(id="loss-stream")
+                yield ScribeFeed(id="scribe")
+            yield ChatPane(self.paths.chat, self.chat_max_tokens, id="chat")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#loss-stream").border_title = "training"
+        self.query_one("#scribe").border_title = "scribe"
+        self.watch(self.app, "trainer_state", self.show_state)
+
+    def show_state(self, state: str) -> None:
+        self.query_one(StatusBar).state = state
+
+    @property
+    def chat(self) -> ChatPane:
+        return self.query_one(ChatPane)
+
+    def dispatch(self, events: list[Event]) -> None:
+        """Route one drain's events: a message per widget, never one per event."""
+        routes: list[tuple[str, tuple[type[Event], ...]]] = [
+            ("#status", (StepEvent, StateEvent)),
+            ("#startup", (ProgressEvent, StepEvent, StateEvent)),
+            ("#loss-stream", STREAM_KINDS),
+            ("#scribe", (ScribeEvent,)),
+            ("#chat", (ChatEvent,)),
+        ]
+        for selector, kinds in routes:
+            mine = [e for e in events if isinstance(e, kinds)]
+            if mine:
+                self.query_one(selector).post_message(EventBatch(mine))
+        train = [(e.step, e.loss) for e in events if isinstance(e, StepEvent)]
+        val = [(e.step, e.val_loss) for e in events if isinstance(e, EvalEvent)]
+        if train or val:
+            self.query_one(LossPlot).add(train, val)
+        pixels = [e for e in events if isinstance(e, PixelEvent)]
+        if pixels:
+            self.query_one(Pixel).post_message(PixelChanged(pixels[-1]))
+
+    def action_focus_chat(self) -> None:
+        self.query_one("#chat-input").focus()
+
+    def action_stop_reply(self) -> None:
+        self.chat.cancel()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "stop_reply":  # shown only while a reply is streaming
+            chat = self.query(ChatPane)
+            return bool(chat) and chat.first().in_flight is not None
+        return True

@@ -1,0 +1,83 @@
+"""What every brain shares: the config base and the interface the school drives."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+GREY = 0.5  # the neutral pixel: inputs are centred on it, so a grey pixel adds nothing
+
+
+@dataclass
+class BrainConfig:
+    """Fields every brain has. Subclasses add their own; all serialise to JSON."""
+
+    brain: ClassVar[str] = "brain"
+    vocab_size: int = 4200
+    max_seq_len: int = 128
+    """Longest window a forward pass sees (the training block and the generation context)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"brain": self.brain, **dataclasses.asdict(self)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> BrainConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - names - {"brain"}
+        if unknown:
+            raise ValueError(f"unknown {cls.brain} config fields: {sorted(unknown)}")
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def pixel_input(
+    pixel: torch.Tensor | None, batch: int, device: torch.device, dtype: torch.dtype
+) -> torch.Tensor:
+    """(B, 3) pixel centred on grey; None means grey (contributes nothing)."""
+    if pixel is None:
+        return torch.zeros(batch, 3, device=device, dtype=dtype)
+    pixel = pixel.to(device=device, dtype=dtype)
+    if pixel.dim() == 1:
+        pixel = pixel.unsqueeze(0)
+    return pixel.expand(batch, 3) - GREY
+
+
+class PixelHead(nn.Module):
+    """Predicts the baby's RGB colour in [0, 1] from a deep hidden state, pooled over positions."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.proj = nn.Linear(width, 3)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        # h: (B, T, C) -> (B, 3)
+        return torch.sigmoid(self.proj(h.mean(dim=1)).float())
+
+
+class Brain(nn.Module):
+    """A next-token predictor over a whole window in one pass.
+
+    Subclasses implement `forward(tokens, pixel) -> (logits (B, T, V), pixel_pred (B, 3))`,
+    `new_cache(batch_size)` and `step(tokens, cache, pixel)`, which runs the new tokens on top of
+    what the cache holds and advances it (the generate step).
+    """
+
+    config: BrainConfig
+
+    def num_params(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def new_cache(self, batch_size: int = 1) -> Any:
+        raise NotImplementedError
+
+    def step(
+        self, tokens: torch.Tensor, cache: Any, pixel: torch.Tensor | None = None, **kw: Any
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError

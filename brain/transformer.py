@@ -1,0 +1,260 @@
+"""A llama-style decoder, with the exact conventions llama2.c and Hugging Face Llama share.
+
+For a window of tokens t_0..t_{T-1}:
+
+    x_0   = E[t] + P (pixel - 0.5)                         token embedding (not scaled) + pixel input
+    x'    = x + Wo · attn(rope(Wq n(x)), rope(Wk n(x)), Wv n(x))     n = RMSNorm, causal
+    x''   = x' + W2 (silu(W1 n(x')) * W3 n(x'))                       SwiGLU feed-forward
+    logits = Wcls n(x_L)                                   Wcls = E when tied
+
+RMSNorm(x) = w * x / sqrt(mean(x²) + 1e-5). Rotary embedding rotates adjacent pairs (2j, 2j+1) of
+each head by pos * 10000^(-2j/head_size). Attention scores are q·k/sqrt(head_size); grouped KV
+heads serve query head h from kv head h // (n_heads / n_kv_heads). No biases anywhere.
+
+The pixel input is centred on grey, so with pixel=None (or grey) this is exactly a plain Llama:
+exports are the baby at grey.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from brain.base import Brain, BrainConfig, PixelHead, pixel_input
+
+
+@dataclass
+class TransformerConfig(BrainConfig):
+    brain: ClassVar[str] = "transformer"
+    dim: int = 128
+    """Width of the residual stream."""
+    n_layers: int = 4
+    n_heads: int = 4
+    n_kv_heads: int | None = None
+    """Key/value heads; fewer than n_heads is grouped-query attention. None means n_heads."""
+    hidden_dim: int | None = None
+    """Feed-forward width; None means 4*dim*2/3 rounded up to a multiple of 32."""
+    tie_embeddings: bool = True
+    dropout: float = 0.0
+    norm_eps: float = 1e-5
+    rope_base: float = 10000.0
+
+    def __post_init__(self) -> None:
+        if self.n_kv_heads is None:
+            self.n_kv_heads = self.n_heads
+        if self.hidden_dim is None:
+            self.hidden_dim = 32 * math.ceil(4 * self.dim * 2 / 3 / 32)
+        if self.dim % self.n_heads or self.n_heads % self.n_kv_heads or (self.dim // self.n_heads) % 2:
+            raise ValueError("need dim % n_heads == 0, n_heads % n_kv_heads == 0 and an even head size")
+
+    @property
+    def head_size(self) -> int:
+        return self.dim // self.n_heads
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, dim: int, eps: float) -> None:
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        xf = x.float()
+        return (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)).type_as(x) * self.weight
+
+
+def rope_tables(head_size: int, max_len: int, base: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and sin, each (max_len, head_size/2): angle pos * base^(-2j/head_size)."""
+    inv_freq = 1.0 / (base ** (torch.arange(0, head_size, 2, dtype=torch.float64) / head_size))
+    angles = torch.outer(torch.arange(max_len, dtype=torch.float64), inv_freq)
+    return angles.cos().float(), angles.sin().float()
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate adjacent pairs. x: (B, h, T, hs); cos, sin: (T, hs/2)."""
+    xp = x.float().unflatten(-1, (-1, 2))  # (B, h, T, hs/2, 2)
+    x0, x1 = xp[..., 0], xp[..., 1]
+    out = torch.stack((x0 * cos - x1 * sin, x0 * sin + x1 * cos), dim=-1)
+    return out.flatten(-2).type_as(x)
+
+
+class KVCache:
+    """Keys and values of every position generated so far, per layer."""
+
+    def __init__(
+        self, cfg: TransformerConfig, batch_size: int, device: torch.device, dtype: torch.dtype
+    ) -> None:
+        shape = (batch_size, cfg.n_kv_heads, cfg.max_seq_len, cfg.head_size)
+        self.k = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(cfg.n_layers)]
+        self.v = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(cfg.n_layers)]
+        self.pos = 0
+        self.capacity = cfg.max_seq_len
+
+
+class Attention(nn.Module):
+    def __init__(self, cfg: TransformerConfig) -> None:
+        super().__init__()
+        self.n_heads, self.n_kv_heads, self.hs = cfg.n_heads, cfg.n_kv_heads, cfg.head_size
+        self.wq = nn.Linear(cfg.dim, cfg.n_heads * self.hs, bias=False)
+        self.wk = nn.Linear(cfg.dim, cfg.n_kv_heads * self.hs, bias=False)
+        self.wv = nn.Linear(cfg.dim, cfg.n_kv_heads * self.hs, bias=False)
+        self.wo = nn.Linear(cfg.n_heads * self.hs, cfg.dim, bias=False)
+        self.dropout = cfg.dropout
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        cos: torch.Tensor,
+        sin: torch.Tensor,
+        cache: tuple[torch.Tensor, torch.Tensor, int] | None = None,
+        key_bias: torch.Tensor | None = None,
+        need_weights: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        B, T, _ = x.shape
+        q = self.wq(x).view(B, T, self.n_heads, self.hs).transpose(1, 2)  # (B, nh, T, hs)
+        k = self.wk(x).view(B, T, self.n_kv_heads, self.hs).transpose(1, 2)  # (B, nkv, T, hs)
+        v = self.wv(x).view(B, T, self.n_kv_heads, self.hs).transpose(1, 2)
+        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        start = 0
+        if cache is not None:
+            ck, cv, start = cache
+            ck[:, :, start : start + T] = k
+            cv[:, :, start : start + T] = v
+            k, v = ck[:, :, : start + T], cv[:, :, : start + T]
+        if self.n_kv_heads != self.n_heads:
+            rep = self.n_heads // self.n_kv_heads
+            k, v = k.repeat_interleave(rep, dim=1), v.repeat_interleave(rep, dim=1)
+        S = k.size(2)  # keys visible: the cached prefix plus this window
+        mask = None
+        if start > 0 or key_bias is not None or need_weights:
+            visible = (
+                torch.arange(S, device=x.device)[None, :]
+                <= (start + torch.arange(T, device=x.device))[:, None]
+            )
+            mask = torch.zeros(T, S, device=x.device, dtype=q.dtype).masked_fill(~visible, float("-inf"))
+            if key_bias is not None:  # emphasis: extra log-weight on chosen key positions, (S,) or (B, S)
+                mask = mask + key_bias[..., None, :S].to(q.dtype).unsqueeze(-3)
+        weights = None
+        if need_weights:
+            att = (q @ k.transpose(-2, -1)) / math.sqrt(self.hs) + mask
+            weights = att.float().softmax(dim=-1)  # (B, nh, T, S)
+            y = weights.type_as(v) @ v
+        elif mask is None:
+            y = F.scaled_dot_product_attention(
+                q, k, v, is_causal=T > 1, dropout_p=self.dropout if self.training else 0.0
+            )
+        else:
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        y = y.transpose(1, 2).reshape(B, T, self.n_heads * self.hs)
+        return self.wo(y), weights
+
+
+class FeedForward(nn.Module):
+    def __init__(self, cfg: TransformerConfig) -> None:
+        super().__init__()
+        self.w1 = nn.Linear(cfg.dim, cfg.hidden_dim, bias=False)
+        self.w2 = nn.Linear(cfg.hidden_dim, cfg.dim, bias=False)
+        self.w3 = nn.Linear(cfg.dim, cfg.hidden_dim, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.w2(F.silu(self.w1(x)) * self.w3(x))
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: TransformerConfig) -> None:
+        super().__init__()
+        self.attention_norm = RMSNorm(cfg.dim, cfg.norm_eps)
+        self.attention = Attention(cfg)
+        self.ffn_norm = RMSNorm(cfg.dim, cfg.norm_eps)
+        self.feed_forward = FeedForward(cfg)
+        self.dropout = nn.Dropout(cfg.dropout)
+
+    def forward(self, x, cos, sin, cache=None, key_bias=None, need_weights=False):
+        a, weights = self.attention(self.attention_norm(x), cos, sin, cache, key_bias, need_weights)
+        x = x + self.dropout(a)
+        x = x + self.dropout(self.feed_forward(self.ffn_norm(x)))
+        return x, weights
+
+
+class Transformer(Brain):
+    def __init__(self, cfg: TransformerConfig) -> None:
+        super().__init__()
+        self.config = cfg
+        self.tok_embeddings = nn.Embedding(cfg.vocab_size, cfg.dim)
+        self.pixel_in = nn.Linear(3, cfg.dim, bias=False)
+        self.layers = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
+        self.norm = RMSNorm(cfg.dim, cfg.norm_eps)
+        self.output = nn.Linear(cfg.dim, cfg.vocab_size, bias=False)
+        if cfg.tie_embeddings:
+            self.output.weight = self.tok_embeddings.weight
+        self.pixel_head = PixelHead(cfg.dim)
+        cos, sin = rope_tables(cfg.head_size, cfg.max_seq_len, cfg.rope_base)
+        self.register_buffer("rope_cos", cos, persistent=False)
+        self.register_buffer("rope_sin", sin, persistent=False)
+        self.apply(self._init_weights)
+        for name, p in self.named_parameters():  # GPT-2's scaled init of residual projections
+            if name.endswith(("wo.weight", "w2.weight")):
+                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * cfg.n_layers))
+        nn.init.zeros_(self.pixel_in.weight)  # a newborn is a plain Llama; the pixel earns its say
+
+    @staticmethod
+    def _init_weights(m: nn.Module) -> None:
+        if isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, mean=0.0, std=0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Embedding):
+            nn.init.normal_(m.weight, mean=0.0, std=0.02)
+
+    def _run(self, tokens, pixel, cache=None, key_bias=None, need_weights=False):
+        B, T = tokens.shape
+        start = cache.pos if cache is not None else 0
+        if start + T > self.config.max_seq_len:
+            raise ValueError(f"window of {start + T} tokens exceeds max_seq_len {self.config.max_seq_len}")
+        x = self.tok_embeddings(tokens)  # (B, T, C)
+        x = x + self.pixel_in(pixel_input(pixel, B, x.device, x.dtype)).unsqueeze(1)
+        cos, sin = self.rope_cos[start : start + T], self.rope_sin[start : start + T]
+        attentions = []
+        for i, layer in enumerate(self.layers):
+            layer_cache = (cache.k[i], cache.v[i], start) if cache is not None else None
+            x, w = layer(x, cos, sin, layer_cache, key_bias, need_weights)
+            attentions.append(w)
+        if cache is not None:
+            cache.pos += T
+        h = self.norm(x)
+        return self.output(h), self.pixel_head(h), attentions
+
+    def forward(
+        self, tokens: torch.Tensor, pixel: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """tokens (B, T) -> logits (B, T, V) for the next token at every position, pixel (B, 3)."""
+        logits, pixel_pred, _ = self._run(tokens, pixel)
+        return logits, pixel_pred
+
+    def new_cache(self, batch_size: int = 1) -> KVCache:
+        p = self.tok_embeddings.weight
+        return KVCache(self.config, batch_size, p.device, p.dtype)
+
+    @torch.no_grad()
+    def step(
+        self,
+        tokens: torch.Tensor,
+        cache: KVCache,
+        pixel: torch.Tensor | None = None,
+        key_bias: torch.Tensor | None = None,
+        need_weights: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor] | tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+        """Run `tokens` (B, t) after the cached positions and advance the cache.
+
+        key_bias adds a log-weight to chosen key positions (emphasis). With need_weights the
+        attention weights of every layer, (B, nh, t, pos+t) each, are returned as a third item.
+        """
+        logits, pixel_pred, attentions = self._run(tokens, pixel, cache, key_bias, need_weights)
+        if need_weights:
+            return logits, pixel_pred, attentions
+        return logits, pixel_pred

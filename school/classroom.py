@@ -1,0 +1,150 @@
+"""Opening the school for one baby: its soul, its library, its syllabus and the device it learns on."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from brain import BRAIN_NAMES, preset_config
+from brain.presets import PRESET_NAMES
+from school.librarian import Librarian
+from school.options import TrainOptions
+from school.syllabus import SYLLABI, Syllabus
+from soul.paths import BabyPaths, SoulError, baby_paths, check_home_writable
+from soul.record import BabyRecord
+
+DEFAULT_BRAIN = "transformer"  # reaches the lower validation bits per byte in 5 CPU minutes (README)
+DEFAULT_VOCAB = 4200
+
+
+def resolve_device(name: str) -> torch.device:
+    """auto picks CUDA, then Apple's MPS, then the CPU; an explicit choice must exist here."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name not in ("cpu", "cuda", "mps"):
+        raise SoulError(f"unknown device {name!r}: choose auto, cpu, cuda or mps")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise SoulError("--device cuda: no CUDA GPU is available here (try --device auto)")
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise SoulError("--device mps: Apple's MPS is not available here (try --device auto)")
+    return torch.device(name)
+
+
+@dataclass
+class Classroom:
+    """What the tutor works with; built by open_classroom."""
+
+    paths: BabyPaths
+    record: BabyRecord
+    librarian: Librarian
+    syllabus: Syllabus
+    device: torch.device
+
+    def autocast(self) -> contextlib.AbstractContextManager[Any]:
+        """bf16 autocast where the hardware does it natively (CUDA); plain fp32 elsewhere."""
+        if self.device.type == "cuda" and torch.cuda.is_bf16_supported():
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def hello(self, model: torch.nn.Module) -> str:
+        """The trainer's introduction (StateEvent detail, JSON): who is learning, on what."""
+        params = sum(p.numel() for p in model.parameters())
+        return json.dumps(
+            {
+                "baby": self.paths.name,
+                "brain": self.record.brain_name,
+                "preset": self.record.preset,
+                "params": params,
+                "device": str(self.device),
+                "library": self.record.library or "Python's built-in docs",
+            }
+        )
+
+
+def _refuse_mismatch(paths: BabyPaths, record: BabyRecord, options: TrainOptions) -> None:
+    asked = {"brain": options.brain, "preset": options.preset, "vocabulary": options.vocab_size}
+    has = {"brain": record.brain_name, "preset": record.preset, "vocabulary": record.vocab_size}
+    for what, value in asked.items():
+        if value is not None and value != has[what]:
+            raise SoulError(
+                f"baby {paths.name!r} has {what} {has[what]}, not {value}; "
+                f"start a new baby with --baby NEW_NAME to use {value}"
+            )
+
+
+def open_classroom(
+    options: TrainOptions,
+    syllabus_overrides: dict[str, Any],
+    brain_overrides: dict[str, Any],
+    progress: Callable[[str, float, str], None],
+    warn: Callable[[str], None],
+) -> Classroom:
+    """Load the baby, or give birth to it; raise SoulError/LibraryError (one line) on bad input."""
+    paths = baby_paths(options.baby, options.home)
+    device = resolve_device(options.device)
+    if device.type == "cpu":
+        torch.set_num_threads(options.threads or max(1, min(8, os.cpu_count() or 1)))
+    if paths.exists():
+        record = BabyRecord.load(paths)
+        _refuse_mismatch(paths, record, options)
+        if options.library is not None and options.library != record.library:
+            record.library = options.library  # the same baby may move on to new writing
+        librarian = Librarian.prepare(
+            paths,
+            record.library,
+            record.vocab_size,
+            progress=progress,
+            log=warn,
+            block_size=int(record.brain["max_seq_len"]),
+        )
+        if librarian.vocab_size != record.vocab_size:
+            raise SoulError(
+                f"baby {paths.name!r}: tokenizer.json has {librarian.vocab_size} tokens but the brain "
+                f"expects {record.vocab_size}; the soul is inconsistent"
+            )
+        record.save(paths)
+    else:
+        record, librarian = _give_birth(paths, options, brain_overrides, device, progress, warn)
+    syllabus = Syllabus.from_dict({**record.syllabus, **syllabus_overrides})
+    return Classroom(paths, record, librarian, syllabus, device)
+
+
+def _give_birth(paths, options, brain_overrides, device, progress, warn) -> tuple[BabyRecord, Librarian]:
+    brain = options.brain or DEFAULT_BRAIN
+    preset = options.preset or ("tiny" if device.type == "cpu" else "small")
+    if brain not in BRAIN_NAMES:
+        raise SoulError(f"unknown brain {brain!r}: choose one of {', '.join(BRAIN_NAMES)}")
+    if preset not in PRESET_NAMES:
+        raise SoulError(f"unknown preset {preset!r}: choose one of {', '.join(PRESET_NAMES)}")
+    check_home_writable(paths.home)
+    fresh = not paths.root.exists()
+    for stale in (paths.tokenizer, paths.corpus):  # left by a birth that failed half-way
+        if stale.is_dir():
+            shutil.rmtree(stale)
+        else:
+            stale.unlink(missing_ok=True)
+    try:
+        vocab = options.vocab_size or DEFAULT_VOCAB
+        block = preset_config(brain, preset, vocab, **brain_overrides).max_seq_len
+        librarian = Librarian.prepare(
+            paths, options.library, vocab, progress=progress, log=warn, block_size=block
+        )
+        config = preset_config(brain, preset, librarian.vocab_size, **brain_overrides)
+        record = BabyRecord(config.to_dict(), preset, SYLLABI[preset].to_dict(), options.library)
+        record.save(paths)  # written last: a baby exists once its config.json does
+    except BaseException:
+        if fresh:
+            shutil.rmtree(paths.root, ignore_errors=True)
+        raise
+    return record, librarian

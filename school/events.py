@@ -1,0 +1,163 @@
+"""Typed events the tutor emits: the same objects feed the CLI, the app and the JSONL run log."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+RGB = tuple[float, float, float]
+
+
+@dataclass(frozen=True)
+class Event:
+    """Base of every event. `kind` names it in logs and on the wire; `step` is the training step."""
+
+    kind: ClassVar[str] = "event"
+    step: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields plus the kind."""
+        return {"kind": self.kind, **dataclasses.asdict(self)}
+
+
+@dataclass(frozen=True)
+class StepEvent(Event):
+    """One logged training step."""
+
+    kind: ClassVar[str] = "step"
+    loss: float
+    lr: float
+    grad_norm: float
+    accuracy: float  # fraction of next-token guesses that were right in this batch
+    tokens_seen: int
+    tokens_per_s: float
+    elapsed_s: float  # training time of this baby, all runs together
+    pixel_pred: RGB
+    pixel_target: RGB
+
+
+@dataclass(frozen=True)
+class EvalEvent(Event):
+    """Validation loss and bits per byte."""
+
+    kind: ClassVar[str] = "eval"
+    val_loss: float
+    val_bpb: float
+    train_loss: float
+
+
+@dataclass(frozen=True)
+class GuessEvent(Event):
+    """A short sampled continuation of a training snippet next to the truth."""
+
+    kind: ClassVar[str] = "guess"
+    prompt: str
+    guess: str
+    truth: str
+    match: float  # fraction of guessed tokens equal to the true tokens
+
+
+@dataclass(frozen=True)
+class ScribeEvent(Event):
+    """The scribe's comment on a guess."""
+
+    kind: ClassVar[str] = "scribe"
+    mood: str
+    line: str
+    guess: str
+    truth: str
+
+
+@dataclass(frozen=True)
+class PixelEvent(Event):
+    """The baby's colour: what it predicts about itself and the metabolism it aims for."""
+
+    kind: ClassVar[str] = "pixel"
+    pred: RGB
+    target: RGB
+    loss_ratio: float  # current loss / running average (red)
+    trend: float  # relative fall of the loss average, >0 is improving (green)
+    accuracy: float  # blue
+    pulse: float  # slow time pulse in [0, 1] (brightness)
+
+
+@dataclass(frozen=True)
+class SaveEvent(Event):
+    """A checkpoint reached disk."""
+
+    kind: ClassVar[str] = "save"
+    path: str
+    reason: str  # autosave | manual | stop | milestone
+    seconds: float
+
+
+@dataclass(frozen=True)
+class ErrorEvent(Event):
+    """Something went wrong; `fatal` means training stopped."""
+
+    kind: ClassVar[str] = "error"
+    message: str
+    fatal: bool = False
+
+
+@dataclass(frozen=True)
+class StateEvent(Event):
+    """The trainer's state changed: starting, training, paused, saving, stopped."""
+
+    kind: ClassVar[str] = "state"
+    state: str
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class ProgressEvent(Event):
+    """Start-up work the user waits for (tokenizer training, corpus encoding)."""
+
+    kind: ClassVar[str] = "progress"
+    task: str
+    done: float  # fraction in [0, 1]
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class ChatEvent(Event):
+    """A piece of a chat reply; `final` closes the reply and carries its whole text."""
+
+    kind: ClassVar[str] = "chat"
+    reply_id: str
+    text: str
+    final: bool = False
+    prompt: str = ""
+    weights: str = "live"  # which weights answered: "live" or a milestone name
+    role: str = "baby"  # "baby" for a reply, "correction" when a correction became training text
+    tokens: list[dict[str, Any]] = field(default_factory=list)  # per-token insight (issue 4)
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.kind: cls
+    for cls in (
+        StepEvent,
+        EvalEvent,
+        GuessEvent,
+        ScribeEvent,
+        PixelEvent,
+        SaveEvent,
+        ErrorEvent,
+        StateEvent,
+        ProgressEvent,
+        ChatEvent,
+    )
+}
+
+
+def event_from_dict(data: dict[str, Any]) -> Event:
+    """Rebuild an event from `Event.to_dict()` output (as read from a log or a queue)."""
+    data = dict(data)
+    cls = EVENT_TYPES[data.pop("kind")]
+    names = {f.name for f in dataclasses.fields(cls)}
+    kwargs = {k: v for k, v in data.items() if k in names}
+    for k in ("pixel_pred", "pixel_target", "pred", "target"):
+        if k in kwargs and isinstance(kwargs[k], list):
+            kwargs[k] = tuple(kwargs[k])
+    return cls(**kwargs)

@@ -1,0 +1,436 @@
+"""The librarian: reads the user's library, keeps the baby's tokenizer and encoded corpus, deals batches.
+
+The corpus is a stream of documents, each `<s> text </s>`: BOS first because llama2.c starts every
+prompt with it (and stops generating at the next one), EOS last because the chat ends a reply on it.
+The stream is cut into chunks and every `1/val_fraction`-th chunk goes to validation, so validation
+reads like training. Tokens live on disk as numpy memmaps under `paths.corpus`, rebuilt only when
+the library's content, the tokenizer or the split changes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tokenizers import Tokenizer
+
+from school import tokenizer as T
+from soul.atomic import append_line, write_atomic, write_json_atomic, write_text_atomic
+from soul.paths import BabyPaths
+
+Progress = Callable[[str, float, str], None]  # (task, fraction done, detail)
+Log = Callable[[str], None]
+
+CACHE_VERSION = 1
+CHUNK = 1024  # tokens per split chunk, less on corpora too small for two validation chunks
+PIECE_CHARS = 1 << 18  # long documents are encoded in pieces of about this many characters
+BATCH_CHARS = 1 << 21  # characters per encode_batch call (one progress report each)
+TRAIN_CHARS = 32 << 20  # the tokenizer learns from at most this much text, sampled across documents
+SNIFF_BYTES = 8192
+
+
+class LibraryError(Exception):
+    """A user-facing problem with the library: printed as one line, never as a traceback."""
+
+
+@dataclass(frozen=True)
+class Document:
+    name: str
+    text: str
+
+
+def _read_text(path: Path) -> tuple[str | None, str]:
+    """(text, "") for a UTF-8 text file, else (None, why it was skipped)."""
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        return None, f"unreadable ({e.strerror or e})"
+    if b"\0" in data[:SNIFF_BYTES]:
+        return None, "binary (NUL bytes)"
+    try:
+        text = data.decode("utf-8-sig").replace("\r\n", "\n")  # one newline however it was saved
+    except UnicodeDecodeError as e:
+        return None, f"not UTF-8 (bad byte at {e.start})"
+    return (text, "") if text.strip() else (None, "no text")
+
+
+def _walk(root: Path, log: Log) -> list[Path]:
+    """Files under `root`, hidden ones left out; symlinked folders are read once, so no loops."""
+    found: list[Path] = []
+    seen: set[Path] = set()
+
+    def visit(folder: Path) -> None:
+        real = folder.resolve()
+        if real in seen:
+            log(f"skipped {folder.relative_to(root)}: folder already read (symlink)")
+            return
+        seen.add(real)
+        try:
+            entries = sorted(folder.iterdir())
+        except OSError as e:
+            log(f"skipped {folder.relative_to(root)}: unreadable ({e.strerror or e})")
+            return
+        for p in entries:
+            if p.name.startswith("."):
+                log(f"skipped {p.relative_to(root)}: hidden")
+            elif p.is_dir():
+                visit(p)
+            elif p.is_file():
+                found.append(p)
+
+    visit(root)
+    return sorted(found, key=lambda p: p.relative_to(root).as_posix())
+
+
+class Library:
+    """The user's texts (a file, a folder read recursively, or Python's built-in docs) and a fingerprint."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self._files: list[tuple[str, Path]] = []
+        self._topics: dict[str, str] = {}
+        self._digest = hashlib.sha256()
+        self.n_bytes = self.n_chars = self.n_documents = 0
+
+    def _count(self, name: str, text: str) -> None:
+        data = text.encode("utf-8")
+        for part in (name.encode("utf-8"), data):  # length-prefixed, so no two libraries collide
+            self._digest.update(len(part).to_bytes(8, "little") + part)
+        self.n_bytes += len(data)
+        self.n_chars += len(text)
+        self.n_documents += 1
+
+    @property
+    def fingerprint(self) -> str:
+        """sha256 over every document's name and text."""
+        return self._digest.hexdigest()
+
+    @classmethod
+    def open(cls, library: str | Path | None, log: Log | None = None) -> Library:
+        """Check what a library holds; files that are not UTF-8 text are skipped with a logged reason."""
+        log = log or (lambda message: None)
+        if library is None:
+            try:
+                from pydoc_data.topics import topics
+            except ImportError:
+                raise LibraryError("this Python has no built-in docs (pydoc_data): name a library") from None
+            lib = cls("Python's built-in docs")
+            lib._topics = {k: topics[k] for k in sorted(topics) if topics[k].strip()}
+            for name, text in lib._topics.items():
+                lib._count(name, text)
+            return lib
+        root = Path(library).expanduser()
+        if not root.exists():
+            raise LibraryError(f"library not found: {root}")
+        paths = _walk(root, log) if root.is_dir() else [root]
+        if not paths:
+            raise LibraryError(f"library {root} has no files")
+        lib = cls(str(root))
+        for p in paths:
+            name = p.relative_to(root).as_posix() if p != root else p.name
+            text, why = _read_text(p)
+            if text is None:
+                log(f"skipped {name}: {why}")
+            else:
+                lib._files.append((name, p))
+                lib._count(name, text)
+        if not lib._files:
+            raise LibraryError(f"library {root} has no readable text (UTF-8 text files)")
+        return lib
+
+    def documents(self) -> Iterator[Document]:
+        """Every document, in a fixed order; files are read again, so memory holds one at a time."""
+        yield from (Document(k, v) for k, v in self._topics.items())
+        for name, path in self._files:
+            text, _ = _read_text(path)
+            if text is not None:  # a file changed into something unreadable since open(): skip it
+                yield Document(name, text)
+
+    def sample_texts(self, limit: int) -> Iterator[str]:
+        """At most about `limit` characters, as the same share of the start of every document."""
+        share = min(1.0, limit / max(1, self.n_chars))
+        for doc in self.documents():
+            yield doc.text if share == 1.0 else doc.text[: math.ceil(len(doc.text) * share)]
+
+
+@dataclass
+class Manifest:
+    """What the corpus cache holds; written last, so a cache without one is never trusted."""
+
+    library: str  # the library's fingerprint
+    tokenizer: str  # sha256 of tokenizer.json
+    dtype: str
+    chunk: int
+    val_every: int
+    train_tokens: int
+    val_tokens: int
+    text_bytes: int
+    version: int = CACHE_VERSION
+
+    @classmethod
+    def read(cls, path: Path) -> Manifest | None:
+        try:
+            return cls(**json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, ValueError, TypeError):
+            return None
+
+    def check_size(self, block_size: int) -> None:
+        """Validation must hold two windows of a block, training one, or the library is too small."""
+        need = 2 * (block_size + 1)
+        if self.val_tokens < need or self.train_tokens < block_size + 1:
+            total = self.train_tokens + self.val_tokens
+            want = need * self.val_every
+            kb = want * self.text_bytes / max(1, total) / 1000
+            raise LibraryError(
+                f"the library is too small: {total:,} tokens from {self.text_bytes:,} bytes of text, "
+                f"and a block of {block_size} needs about {want:,} tokens (~{kb:.0f} KB of text)"
+            )
+
+
+def _encode_stream(lib: Library, tok: Tokenizer, dtype: np.dtype, out: Path, progress: Progress) -> int:
+    """Write every document as `<s> ids </s>` to `out`; returns the number of tokens."""
+    body = T.continuation_tokenizer(tok)
+    texts: list[str] = []
+    ends: list[tuple[bool, bool]] = []  # (first piece of a document, last piece)
+    done = total = pending = 0
+
+    def flush(f: Any) -> None:
+        nonlocal total, pending
+        for enc, (first, last) in zip(body.encode_batch_fast(texts), ends, strict=True):
+            ids = np.asarray([T.BOS_ID] * first + enc.ids + [T.EOS_ID] * last, dtype)
+            f.write(ids.tobytes())
+            total += len(ids)
+        progress("encoding", min(0.99, done / max(1, lib.n_chars)), f"{total:,} tokens")  # 1.0: split done
+        texts.clear()
+        ends.clear()
+        pending = 0
+
+    with open(out, "wb") as f:
+        for doc in lib.documents():
+            pieces = list(T.split_pieces(doc.text, PIECE_CHARS))
+            for i, piece in enumerate(pieces):
+                # the first piece's leading space is the dummy prefix: `body` prepends none
+                texts.append(" " + piece if i == 0 else piece)
+                ends.append((i == 0, i == len(pieces) - 1))
+                done += len(piece)
+                pending += len(piece)
+                if pending >= BATCH_CHARS:
+                    flush(f)
+        if texts:
+            flush(f)
+    return total
+
+
+def _write_chunks(tmp: Path, data: np.ndarray, chunk: int, idx: np.ndarray) -> None:
+    with open(tmp, "wb") as f:
+        for i in idx:
+            f.write(np.ascontiguousarray(data[i * chunk : (i + 1) * chunk]).tobytes())
+
+
+def _windows(data: np.ndarray, starts: np.ndarray, n: int) -> np.ndarray:
+    return np.asarray(data[starts[:, None] + np.arange(n)], dtype=np.int64)
+
+
+class Librarian:
+    """The tokenizer and encoded corpus of one baby, and the extra text it picks up as it learns."""
+
+    def __init__(self, paths: BabyPaths, tokenizer: Tokenizer, manifest: Manifest, log: Log) -> None:
+        self.paths, self.tokenizer, self.manifest = paths, tokenizer, manifest
+        self.vocab_size = tokenizer.get_vocab_size()
+        self.token_bytes = T.token_byte_lengths(tokenizer)  # (V,) for bits per byte
+        d, m = paths.corpus, manifest
+        self.train = np.memmap(d / "train.bin", m.dtype, "r", shape=(m.train_tokens,))
+        self.val = np.memmap(d / "val.bin", m.dtype, "r", shape=(m.val_tokens,))
+        pieces = [tokenizer.id_to_token(i) for i in range(self.vocab_size)]
+        self._word_start = np.array([p.startswith(T.SPACE) for p in pieces])
+        self._extra: list[np.ndarray] = []
+        self._extra_ids = np.zeros(0, np.int64)
+        self._load_extra(log)
+
+    @classmethod
+    def prepare(
+        cls,
+        paths: BabyPaths,
+        library: str | Path | None,
+        vocab_size: int = 4200,
+        progress: Progress | None = None,
+        log: Log | None = None,
+        val_fraction: float = 0.1,
+        block_size: int = 256,
+    ) -> Librarian:
+        """Open the baby's library (None: Python's docs): load or train its tokenizer, encode (cached).
+
+        A baby keeps its tokenizer for life: an existing `paths.tokenizer` wins over `vocab_size`. A
+        new one is saved only after its corpus passed the size check (validation must hold two
+        windows of `block_size`), so a library too small to learn from leaves no tokenizer behind.
+        """
+        if not 0 < val_fraction <= 0.5:
+            raise ValueError(f"val_fraction must be in (0, 0.5], got {val_fraction}")
+        if vocab_size < T.MIN_VOCAB and not paths.tokenizer.exists():
+            raise LibraryError(f"a vocabulary of {vocab_size} is too small: use at least {T.MIN_VOCAB}")
+        progress = progress or (lambda task, done, detail: None)
+        log = log or (lambda message: None)
+        progress("reading", 0.0, str(library or "Python's built-in docs"))
+        lib = Library.open(library, log)
+        progress("reading", 1.0, f"{lib.n_documents:,} documents, {lib.n_bytes / 1e6:.1f} MB")
+        fresh = not paths.tokenizer.exists()
+        if fresh:
+            progress("tokenizer", 0.0, f"learning {vocab_size:,} tokens")
+            tok = T.train_tokenizer(lib.sample_texts(TRAIN_CHARS), vocab_size)
+            tok_text = tok.to_str()
+            progress("tokenizer", 1.0, f"{tok.get_vocab_size():,} tokens")
+        else:
+            tok = T.load_tokenizer(paths.tokenizer)
+            tok_text = paths.tokenizer.read_text(encoding="utf-8")
+        tok_hash = hashlib.sha256(tok_text.encode("utf-8")).hexdigest()
+        val_every = max(2, round(1 / val_fraction))
+        manifest = Manifest.read(paths.corpus / "manifest.json")
+        if manifest is None or not _cache_matches(paths, manifest, lib.fingerprint, tok_hash, val_every):
+            manifest = _encode(paths, lib, tok, tok_hash, val_every, progress)
+            write_json_atomic(paths.corpus / "manifest.json", dataclasses.asdict(manifest))
+        manifest.check_size(block_size)
+        if fresh:
+            write_text_atomic(paths.tokenizer, tok_text)
+        return cls(paths, tok, manifest, log)
+
+    # -- text -------------------------------------------------------------------------------------
+
+    def encode(self, text: str) -> list[int]:
+        """Ids of `text`: dummy-prefix ▁, no BOS/EOS."""
+        return T.encode(self.tokenizer, text)
+
+    def decode(self, ids: Any, continuation: bool = False) -> str:
+        """Text of `ids` without specials; `continuation=True` keeps a leading space (text that follows)."""
+        return T.decode(self.tokenizer, ids, continuation=continuation)
+
+    def add_text(self, text: str, source: str) -> None:
+        """Learn from `text` too (a scribe line, a chat correction); kept in extra.jsonl for life."""
+        if not text.strip():
+            return
+        line = json.dumps({"time": time.time(), "source": source, "text": text}, ensure_ascii=False)
+        append_line(self.paths.extra_text, line)
+        self._extra.append(np.asarray([T.BOS_ID, *self.encode(text), T.EOS_ID], np.int64))
+        self._extra_ids = np.concatenate(self._extra)
+
+    def _load_extra(self, log: Log) -> None:
+        if not self.paths.extra_text.exists():
+            return
+        with open(self.paths.extra_text, encoding="utf-8", errors="replace") as f:
+            for n, line in enumerate(f, 1):
+                try:
+                    text = json.loads(line)["text"]
+                except (ValueError, KeyError, TypeError):  # a line cut short by a crash
+                    log(f"skipped line {n} of {self.paths.extra_text.name}: not a text record")
+                    continue
+                if isinstance(text, str) and text.strip():
+                    self._extra.append(np.asarray([T.BOS_ID, *self.encode(text), T.EOS_ID], np.int64))
+        if self._extra:
+            self._extra_ids = np.concatenate(self._extra)
+
+    @property
+    def extra_tokens(self) -> int:
+        return len(self._extra_ids)
+
+    # -- batches ----------------------------------------------------------------------------------
+
+    def batch(
+        self, batch_size: int, block_size: int, generator: torch.Generator, extra_fraction: float = 0.1
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Random windows (x, y), int64 (B, T), y = x shifted by one; all randomness from `generator`.
+
+        Once the extra text holds a whole window, each row comes from it with probability
+        `extra_fraction`: it is tiny next to the corpus and would otherwise hardly ever be read.
+        """
+        n = block_size + 1
+        if len(self.train) < n:
+            raise LibraryError(f"the training text ({len(self.train)} tokens) is shorter than a block")
+        starts = torch.randint(len(self.train) - n + 1, (batch_size,), generator=generator).numpy()
+        rows = _windows(self.train, starts, n)
+        extra = self._extra_ids
+        if extra_fraction > 0 and len(extra) >= n:
+            pick = (torch.rand(batch_size, generator=generator) < extra_fraction).numpy()
+            starts = torch.randint(len(extra) - n + 1, (batch_size,), generator=generator).numpy()
+            rows[pick] = _windows(extra, starts[pick], n)
+        t = torch.from_numpy(rows)
+        return t[:, :-1], t[:, 1:]
+
+    def val_batches(
+        self, batch_size: int, block_size: int, n_batches: int
+    ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """The same evenly spaced validation windows on every call (shortened if val is shorter)."""
+        n = min(block_size + 1, len(self.val))
+        starts = np.linspace(0, len(self.val) - n, batch_size * n_batches).round().astype(np.int64)
+        rows = torch.from_numpy(_windows(self.val, starts, n))
+        return [(r[:, :-1], r[:, 1:]) for r in rows.split(batch_size)]
+
+    def sample_snippet(
+        self, length: int, generator: torch.Generator, truth_length: int = 16
+    ) -> tuple[list[int], list[int]]:
+        """A random training prompt of `length` tokens, starting at a word, and its true continuation."""
+        n = length + truth_length
+        if len(self.train) < n:
+            raise LibraryError(f"the training text ({len(self.train)} tokens) is shorter than a snippet")
+        last = len(self.train) - n
+        start = int(torch.randint(last + 1, (1,), generator=generator))
+        words = self._word_start[self.train[start : min(start + 32, last + 1)]]
+        start += int(words.argmax())  # the first word start within reach (argmax of all-False is 0)
+        ids = self.train[start : start + n].astype(np.int64).tolist()
+        return ids[:length], ids[length:]
+
+
+def _cache_matches(paths: BabyPaths, m: Manifest, fingerprint: str, tok_hash: str, val_every: int) -> bool:
+    if (m.version, m.library, m.tokenizer, m.val_every) != (CACHE_VERSION, fingerprint, tok_hash, val_every):
+        return False
+    try:
+        size = np.dtype(m.dtype).itemsize
+    except TypeError:
+        return False
+    files = ((paths.corpus / "train.bin", m.train_tokens), (paths.corpus / "val.bin", m.val_tokens))
+    return all(f.is_file() and f.stat().st_size == n * size for f, n in files)
+
+
+def _encode(
+    paths: BabyPaths, lib: Library, tok: Tokenizer, tok_hash: str, val_every: int, progress: Progress
+) -> Manifest:
+    """Encode the library to a temp stream, then deal its chunks out to train.bin and val.bin."""
+    dtype = np.dtype(np.uint16 if tok.get_vocab_size() <= 1 << 16 else np.uint32)
+    paths.corpus.mkdir(parents=True, exist_ok=True)
+    (paths.corpus / "manifest.json").unlink(missing_ok=True)  # the old cache stops being valid now
+    stream = paths.corpus / "stream.tmp"
+    t0 = time.perf_counter()
+    try:
+        total = _encode_stream(lib, tok, dtype, stream, progress)
+        chunk = min(CHUNK, max(1, total // (2 * val_every)))
+        n_chunks = math.ceil(total / chunk)
+        is_val = np.arange(n_chunks) % val_every == val_every - 1
+        lengths = np.minimum(chunk, total - np.arange(n_chunks) * chunk)
+        val_tokens = int(lengths[is_val].sum())
+        m = Manifest(
+            lib.fingerprint,
+            tok_hash,
+            dtype.name,
+            chunk,
+            val_every,
+            total - val_tokens,
+            val_tokens,
+            lib.n_bytes,
+        )
+        if m.val_tokens and m.train_tokens:
+            data = np.memmap(stream, dtype, "r", shape=(total,))
+            for name, want in (("train.bin", False), ("val.bin", True)):
+                idx = np.flatnonzero(is_val == want)
+                write_atomic(paths.corpus / name, lambda tmp, idx=idx: _write_chunks(tmp, data, chunk, idx))
+            del data
+    finally:
+        stream.unlink(missing_ok=True)
+    progress("encoding", 1.0, f"{total:,} tokens in {time.perf_counter() - t0:.1f}s")
+    return m

@@ -1,0 +1,44 @@
+"""What a training run is asked to do: the options the CLI and the app pass to the tutor (torch-free)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass
+class TrainOptions:
+    """Options of one training run. None means: the baby's saved choice, else the default."""
+
+    baby: str = "baby"
+    home: str | None = None
+    library: str | None = None
+    brain: str | None = None
+    preset: str | None = None
+    device: str = "auto"
+    steps: int | None = None
+    """Stop after this many steps in total (the baby's age, not this run's)."""
+    minutes: float | None = None
+    """Stop after this many minutes of this run."""
+    threads: int | None = None
+    """Torch CPU threads; None lets the tutor choose."""
+    seed: int = 1337
+    vocab_size: int | None = None
+    """Tokenizer size for a new baby (default 4200, like babyLLM); fixed for life after birth."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainOptions:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+# Commands the tutor takes, as plain dicts so they cross process boundaries unchanged:
+#   {"cmd": "pause"} {"cmd": "resume"} {"cmd": "save"} {"cmd": "stop"}
+#   {"cmd": "chat", "id": str, "text": str, "max_tokens": int}   -> ChatEvent pieces, the last final
+#   {"cmd": "chat_cancel", "id": str}
+#   {"cmd": "correct", "id": str, "text": str}                   -> the correction becomes training text
+COMMANDS = ("pause", "resume", "save", "stop", "chat", "chat_cancel", "correct")

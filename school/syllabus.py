@@ -1,0 +1,57 @@
+"""How each preset is taught: batch, learning-rate schedule and the cadence of evals, guesses and saves."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass
+class Syllabus:
+    batch_size: int = 16
+    lr: float = 2e-3
+    min_lr: float = 2e-4
+    warmup_steps: int = 100
+    decay_steps: int = 6000
+    """Cosine decay from lr to min_lr over this many steps, then min_lr for as long as the baby lives."""
+    weight_decay: float = 0.1
+    beta2: float = 0.99
+    grad_clip: float = 1.0
+    pixel_weight: float = 0.05
+    """Weight of the pixel head's loss next to the language loss."""
+    extra_fraction: float = 0.1
+    """Share of batch rows drawn from scribe lines and corrections, when there are any."""
+    log_every: int = 10
+    eval_every: int = 200
+    eval_batches: int = 16
+    guess_every: int = 100
+    save_every: int = 1000
+    save_minutes: float = 3.0
+
+    def lr_at(self, step: int) -> float:
+        """Linear warmup, then cosine to min_lr, then flat."""
+        if step < self.warmup_steps:
+            return self.lr * (step + 1) / self.warmup_steps
+        if step >= self.decay_steps:
+            return self.min_lr
+        progress = (step - self.warmup_steps) / max(1, self.decay_steps - self.warmup_steps)
+        return self.min_lr + 0.5 * (1 + math.cos(math.pi * progress)) * (self.lr - self.min_lr)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Syllabus:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+SYLLABI: dict[str, Syllabus] = {
+    "tiny": Syllabus(batch_size=16, lr=2e-3, min_lr=2e-4, decay_steps=6000),
+    "small": Syllabus(batch_size=32, lr=1e-3, min_lr=1e-4, decay_steps=20000, eval_every=500),
+    "original": Syllabus(
+        batch_size=32, lr=3e-4, min_lr=3e-5, warmup_steps=500, decay_steps=100000, eval_every=1000
+    ),
+}

@@ -1,0 +1,1 @@
+"""The soul: everything of a baby that persists."""

@@ -1,0 +1,33 @@
+"""Shared test fixtures: an isolated soul home and a small, quick library."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own BABYTERM_HOME, so nothing touches the user's real babies."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("BABYTERM_HOME", str(home))
+    return home
+
+
+@pytest.fixture(scope="session")
+def shakespeare_text() -> str:
+    path = SHARED_DATA / "tinyshakespeare.txt"
+    if not path.exists():
+        pytest.skip(f"{path} not found (tests read ../shared/data beside the project)")
+    return path.read_text(encoding="utf-8")
+
+
+@pytest.fixture
+def small_library(tmp_path: Path, shakespeare_text: str) -> Path:
+    """~60 KB of Shakespeare: enough for a tokenizer, a split and a few quick steps."""
+    path = tmp_path / "library.txt"
+    path.write_text(shakespeare_text[:60_000], encoding="utf-8")
+    return path

@@ -1,0 +1,158 @@
+"""A scripted trainer for app tests: records commands, emits fixed events, honours pause, streams chat."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import deque
+from typing import Any
+
+from school.events import (
+    ChatEvent,
+    ErrorEvent,
+    EvalEvent,
+    Event,
+    PixelEvent,
+    SaveEvent,
+    ScribeEvent,
+    StateEvent,
+    StepEvent,
+)
+
+HELLO = json.dumps(
+    {
+        "baby": "baby",
+        "brain": "transformer",
+        "preset": "tiny",
+        "params": 1_312_768,
+        "device": "cpu",
+        "library": "Python's built-in docs",
+    }
+)
+REPLY = ("Hel", "lo [wor", "ld]\x1b[31m", " ok")
+"""A reply's pieces: markup-like brackets and an escape sequence the app must show safely."""
+MOODS = ("new best", "great", "fine", "meh", "omg")
+
+
+def step_events(step: int) -> list[Event]:
+    """The events of one logged step; every number is a function of the step (no clocks, no randomness)."""
+    loss = 2.0 + 3.0 * math.exp(-step / 40) + 0.15 * math.sin(step * 1.7)
+    acc = 0.1 + 0.4 * (1 - math.exp(-step / 60))
+    pred = (0.5 + 0.3 * math.sin(step / 7), 0.4 + 0.2 * math.cos(step / 5), 0.6)
+    target = (0.55, 0.45 + 0.1 * math.sin(step / 9), 0.5)
+    out: list[Event] = [
+        StepEvent(
+            step,
+            loss,
+            3e-4,
+            0.8 + 0.1 * math.cos(step),
+            acc,
+            step * 2048,
+            8192.0 + step,
+            step * 0.5,
+            pred,
+            target,
+        ),
+        PixelEvent(step, pred, target, 1.0 + 0.05 * math.sin(step), 0.01 * math.cos(step / 3), acc, 0.4),
+    ]
+    if step % 10 == 0:
+        out.append(EvalEvent(step, loss + 0.12, (loss + 0.12) / 2.8, loss + 0.02))
+    if step % 15 == 0:
+        mood = MOODS[step // 15 % len(MOODS)]
+        line = f"Step {step}: it wrote [the cat] and called it a day. Mood: {mood}."
+        out.append(ScribeEvent(step, mood, line, "[the cat]", "the cat sat on the mat"))
+    return out
+
+
+class FakeLink:
+    """A `TrainerLink` whose trainer lives in the test: one logged step per poll unless paused."""
+
+    def __init__(self, *, auto: bool = True, reply: tuple[str, ...] = REPLY) -> None:
+        self.auto = auto
+        self.reply = reply
+        self.sent: list[dict[str, Any]] = []
+        self.started = 0
+        self.stopped = False
+        self.alive = False
+        self.paused = False
+        self.step = 0
+        self.queue: deque[Event] = deque()
+        self.chats: dict[str, list[str]] = {}  # reply id -> pieces still to stream
+        self.said: dict[str, str] = {}  # reply id -> text streamed so far
+
+    # -- the test drives ------------------------------------------------------------------------
+
+    def emit(self, *events: Event) -> None:
+        self.queue.extend(events)
+
+    def advance(self, steps: int) -> None:
+        """Queue `steps` steps' events at once (a deterministic screen without waiting on the timer)."""
+        for _ in range(steps):
+            self.step += 1
+            self.queue.extend(step_events(self.step))
+
+    def die(self, message: str = "CUDA out of memory") -> None:
+        self.queue.append(ErrorEvent(self.step, message, fatal=True))
+        self.alive = False
+
+    def commands(self, name: str) -> list[dict[str, Any]]:
+        return [c for c in self.sent if c.get("cmd") == name]
+
+    # -- TrainerLink ----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.started += 1
+        self.alive = True
+        self.queue.append(StateEvent(self.step, "training", HELLO))
+
+    def send(self, command: dict[str, Any]) -> None:
+        self.sent.append(command)
+        name = command.get("cmd")
+        if name == "pause":
+            self.paused = True
+            self.queue.append(StateEvent(self.step, "paused"))
+        elif name == "resume":
+            self.paused = False
+            self.queue.append(StateEvent(self.step, "training"))
+        elif name == "save":
+            state = "paused" if self.paused else "training"
+            self.queue.extend(
+                [
+                    StateEvent(self.step, "saving", "manual"),
+                    SaveEvent(self.step, f"/soul/checkpoints/{self.step}", "manual", 0.05),
+                    StateEvent(self.step, state),
+                ]
+            )
+        elif name == "chat":
+            self.chats[command["id"]] = list(self.reply)
+            self.said[command["id"]] = ""
+        elif name == "chat_cancel" and command["id"] in self.chats:
+            del self.chats[command["id"]]
+            self.queue.append(ChatEvent(self.step, command["id"], self.said[command["id"]], final=True))
+
+    def poll(self, max_events: int = 2000) -> list[Event]:
+        if self.alive and self.auto and not self.paused:
+            self.advance(1)
+        for reply_id, pieces in list(self.chats.items()):
+            piece = pieces.pop(0)
+            self.said[reply_id] += piece
+            self.queue.append(ChatEvent(self.step, reply_id, piece))
+            if not pieces:
+                del self.chats[reply_id]
+                self.queue.append(ChatEvent(self.step, reply_id, self.said[reply_id], final=True, prompt="?"))
+        out = [self.queue.popleft() for _ in range(min(max_events, len(self.queue)))]
+        return out
+
+    def is_alive(self) -> bool:
+        return self.alive
+
+    def stop(self, timeout: float = 60.0) -> None:
+        self.stopped = True
+        if self.alive:
+            self.queue.extend(
+                [
+                    SaveEvent(self.step, "/soul/checkpoints/last", "stop", 0.05),
+                    StateEvent(self.step, "stopped"),
+                ]
+            )
+        self.alive = False

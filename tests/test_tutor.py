@@ -1,0 +1,180 @@
+"""The tutor: learning, exact resume, commands, chat, corrections and the scribe's lines in the batches."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+import torch
+
+from school.events import ChatEvent, EvalEvent, Event, GuessEvent, SaveEvent, StateEvent, StepEvent
+from school.options import TrainOptions
+from school.tutor import Tutor
+from soul.jsonl import read_jsonl
+from soul.paths import SoulError
+
+TINY_BRAINS = {
+    "transformer": dict(dim=32, n_layers=2, n_heads=2, max_seq_len=32),
+    "babyllm": dict(embed_dim=32, n_neurons=64, max_seq_len=32),
+}
+FAST = dict(
+    batch_size=8, warmup_steps=5, lr=3e-3, log_every=5, eval_every=20, eval_batches=2, guess_every=10,
+    save_every=10_000, save_minutes=60.0,
+)
+
+
+def make_tutor(library: Path, brain: str = "transformer", baby: str = "baby", **syllabus) -> Tutor:
+    torch.set_num_threads(1)
+    options = TrainOptions(baby=baby, library=str(library), brain=brain, preset="tiny", vocab_size=300, threads=1)
+    return Tutor(
+        options,
+        clock=lambda: 1_700_000_000.0,
+        syllabus_overrides={**FAST, **syllabus},
+        brain_overrides=TINY_BRAINS[brain],
+    )
+
+
+def collect(tutor: Tutor) -> list[Event]:
+    events: list[Event] = []
+    tutor.subscribe(events.append)
+    return events
+
+
+@pytest.mark.parametrize("brain", ["transformer", "babyllm"])
+def test_loss_falls_on_repeated_text(tmp_path: Path, brain: str) -> None:
+    library = tmp_path / "repeat.txt"
+    library.write_text("the cat sat on the mat and the dog ate the log. " * 400, encoding="utf-8")
+    tutor = make_tutor(library, brain)
+    tutor.prepare()
+    losses = [tutor.train_step()["loss"] for _ in range(40)]
+    assert sum(losses[-5:]) / 5 < 0.5 * sum(losses[:5]) / 5
+
+
+def test_run_emits_every_kind_and_logs_them(small_library: Path) -> None:
+    tutor = make_tutor(small_library)
+    tutor.options.steps = 40
+    events = collect(tutor)
+    tutor.run()
+    kinds = {e.kind for e in events}
+    assert {"step", "eval", "guess", "pixel", "save", "state"} <= kinds
+    steps = [e for e in events if isinstance(e, StepEvent)]
+    assert [e.step for e in steps] == list(range(5, 41, 5))
+    assert all(0 <= c <= 1 for e in steps for c in (*e.pixel_pred, *e.pixel_target))
+    evals = [e for e in events if isinstance(e, EvalEvent)]
+    assert evals and all(e.val_bpb > 0 for e in evals)
+    guess = next(e for e in events if isinstance(e, GuessEvent))
+    assert guess.truth and 0 <= guess.match <= 1
+    logged = list(read_jsonl(next(tutor.paths.logs.glob("*.jsonl"))))
+    assert {r["kind"] for r in logged} >= {"step", "eval", "save"}
+    assert all({"time", "run", "step", "kind"} <= set(r) for r in logged)
+
+
+def test_resume_is_exact(small_library: Path) -> None:
+    """Save, then: the next step of the running tutor == the next step of a tutor loaded from the save."""
+    a = make_tutor(small_library)
+    a.prepare()
+    for _ in range(7):
+        a.train_step()
+    a.save("manual")
+    x = torch.randint(0, 300, (2, 16))
+    logits_a = a.model(x)[0]
+    next_a = a.train_step()
+
+    b = make_tutor(small_library)
+    b.prepare()
+    assert b.step == 7
+    assert torch.equal(b.model(x)[0], logits_a)
+    next_b = b.train_step()
+    assert next_b == next_a
+    for pa, pb in zip(a.model.parameters(), b.model.parameters(), strict=True):
+        assert torch.equal(pa, pb)
+
+
+def test_commands_pause_resume_save_stop(small_library: Path) -> None:
+    tutor = make_tutor(small_library)
+    events = collect(tutor)
+    thread = threading.Thread(target=tutor.run)
+    thread.start()
+
+    def wait_for(pred, timeout=60.0):
+        import time
+
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if pred():
+                return
+            time.sleep(0.02)
+        raise AssertionError("timed out")
+
+    wait_for(lambda: tutor.step >= 3)
+    tutor.send({"cmd": "pause"})
+    wait_for(lambda: tutor.state == "paused")
+    frozen = tutor.step
+    threading.Event().wait(0.3)
+    assert tutor.step == frozen  # paused really stops steps
+    tutor.send({"cmd": "save"})
+    wait_for(lambda: any(isinstance(e, SaveEvent) and e.reason == "manual" for e in events))
+    tutor.send({"cmd": "resume"})
+    wait_for(lambda: tutor.step > frozen + 2)
+    tutor.send({"cmd": "stop"})
+    thread.join(60)
+    assert not thread.is_alive()
+    states = [e.state for e in events if isinstance(e, StateEvent)]
+    assert "paused" in states and states[-1] == "stopped"
+    assert any(isinstance(e, SaveEvent) and e.reason == "stop" for e in events)
+
+
+def test_chat_streams_a_reply_and_a_correction_becomes_training_text(small_library: Path) -> None:
+    tutor = make_tutor(small_library)
+    tutor.prepare()
+    events = collect(tutor)
+    tutor.handle({"cmd": "chat", "id": "r1", "text": "To be, or not", "max_tokens": 12, "seed": 1})
+    chat = [e for e in events if isinstance(e, ChatEvent)]
+    assert chat[-1].final and chat[-1].reply_id == "r1"
+    assert "".join(e.text for e in chat[:-1]).strip() == chat[-1].text.strip()
+    assert len(chat[-1].tokens) >= 1 and all(0 < t["prob"] <= 1 for t in chat[-1].tokens)
+
+    tutor.handle({"cmd": "correct", "id": "r1", "text": "that is the question"})
+    history = list(read_jsonl(tutor.paths.chat))
+    assert [h["role"] for h in history] == ["you", "baby", "correction"]
+    ids = tutor.librarian.encode("that is the question")
+    assert _appears_in_batches(tutor, ids)
+
+
+def test_chat_cancel_stops_a_reply(small_library: Path) -> None:
+    tutor = make_tutor(small_library)
+    tutor.prepare()
+    events = collect(tutor)
+    tutor.send({"cmd": "chat_cancel", "id": "r2"})  # already waiting when the reply starts
+    tutor.handle({"cmd": "chat", "id": "r2", "text": "hello", "max_tokens": 500, "temperature": 1.0})
+    final = [e for e in events if isinstance(e, ChatEvent) and e.final][-1]
+    assert len(final.tokens) == 1
+
+
+def test_scribe_lines_reach_the_batches(small_library: Path) -> None:
+    tutor = make_tutor(small_library)
+    tutor.prepare()
+    tutor.librarian.add_text("zebra quantum xylophone " * 8, "scribe")
+    assert _appears_in_batches(tutor, tutor.librarian.encode("zebra quantum xylophone"))
+
+
+def _appears_in_batches(tutor: Tutor, ids: list[int]) -> bool:
+    needle = torch.tensor(ids[: min(len(ids), 4)])
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(50):
+        x, _ = tutor.librarian.batch(8, 32, gen, 0.5)
+        windows = x.unfold(1, len(needle), 1)
+        if (windows == needle).all(-1).any():
+            return True
+    return False
+
+
+def test_existing_baby_refuses_another_brain(small_library: Path) -> None:
+    tutor = make_tutor(small_library)
+    tutor.prepare()
+    tutor.save("manual")
+    other = make_tutor(small_library, brain="babyllm")
+    with pytest.raises(SoulError, match="--baby"):
+        other.prepare()
+
