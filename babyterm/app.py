@@ -82,7 +82,8 @@ class BabytermApp(App[None]):
         self.main_screen = MainScreen(self.paths, self.chat_max_tokens)
         return self.main_screen
 
-    def on_mount(self) -> None:
+    def on_ready(self) -> None:
+        """Start the trainer once the first frame is up, so every widget exists before events do."""
         try:
             self.link.start()
         except Exception as e:  # a trainer that cannot start is shown, not raised

@@ -60,7 +60,7 @@ class Printer:
             if line != self._last_progress:
                 self._last_progress = line
                 self._line(Text(line, style="dim"))
-        elif isinstance(e, StateEvent) and e.state in ("training", "stopped"):
+        elif isinstance(e, StateEvent) and (e.state == "stopped" or (e.state == "training" and e.detail)):
             self._line(Text(f"  {e.state} {_hello(e.detail)}".rstrip(), style="bold"))
 
 

@@ -13,6 +13,10 @@ heads serve query head h from kv head h // (n_heads / n_kv_heads). No biases any
 
 The pixel input is centred on grey, so with pixel=None (or grey) this is exactly a plain Llama:
 exports are the baby at grey.
+
+For speed on small CPUs, Wq/Wk/Wv are stored as one matrix `wqkv` (rows: q heads, k heads, v
+heads) and W1/W3 as one `w13` (rows: W1, then W3): one matmul each instead of three and two.
+Exports split them back into Llama's separate matrices.
 """
 
 from __future__ import annotations
@@ -64,8 +68,8 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        xf = x.float()
-        return (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)).type_as(x) * self.weight
+        # w * x / sqrt(mean(x²) + eps), in one kernel
+        return F.rms_norm(x, (x.size(-1),), self.weight, self.eps)
 
 
 def rope_tables(head_size: int, max_len: int, base: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -75,12 +79,13 @@ def rope_tables(head_size: int, max_len: int, base: float) -> tuple[torch.Tensor
     return angles.cos().float(), angles.sin().float()
 
 
-def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate adjacent pairs. x: (B, h, T, hs); cos, sin: (T, hs/2)."""
-    xp = x.float().unflatten(-1, (-1, 2))  # (B, h, T, hs/2, 2)
-    x0, x1 = xp[..., 0], xp[..., 1]
-    out = torch.stack((x0 * cos - x1 * sin, x0 * sin + x1 * cos), dim=-1)
-    return out.flatten(-2).type_as(x)
+def apply_rope(x: torch.Tensor, rot: torch.Tensor) -> torch.Tensor:
+    """Rotate adjacent pairs (2j, 2j+1) as complex numbers. x: (B, T, h, hs); rot: (T, 1, hs/2) complex."""
+    pairs = x.float().unflatten(-1, (-1, 2))  # (B, T, h, hs/2, 2)
+    if x.device.type == "mps":  # complex kernels are patchy there; the same rotation in reals
+        x0, x1, c, s = pairs[..., 0], pairs[..., 1], rot.real, rot.imag
+        return torch.stack((x0 * c - x1 * s, x0 * s + x1 * c), dim=-1).flatten(-2).type_as(x)
+    return torch.view_as_real(torch.view_as_complex(pairs) * rot).flatten(-2).type_as(x)
 
 
 class KVCache:
@@ -100,26 +105,24 @@ class Attention(nn.Module):
     def __init__(self, cfg: TransformerConfig) -> None:
         super().__init__()
         self.n_heads, self.n_kv_heads, self.hs = cfg.n_heads, cfg.n_kv_heads, cfg.head_size
-        self.wq = nn.Linear(cfg.dim, cfg.n_heads * self.hs, bias=False)
-        self.wk = nn.Linear(cfg.dim, cfg.n_kv_heads * self.hs, bias=False)
-        self.wv = nn.Linear(cfg.dim, cfg.n_kv_heads * self.hs, bias=False)
+        self.wqkv = nn.Linear(cfg.dim, (cfg.n_heads + 2 * cfg.n_kv_heads) * self.hs, bias=False)
         self.wo = nn.Linear(cfg.n_heads * self.hs, cfg.dim, bias=False)
         self.dropout = cfg.dropout
 
     def forward(
         self,
         x: torch.Tensor,
-        cos: torch.Tensor,
-        sin: torch.Tensor,
+        rot: torch.Tensor,
         cache: tuple[torch.Tensor, torch.Tensor, int] | None = None,
         key_bias: torch.Tensor | None = None,
         need_weights: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         B, T, _ = x.shape
-        q = self.wq(x).view(B, T, self.n_heads, self.hs).transpose(1, 2)  # (B, nh, T, hs)
-        k = self.wk(x).view(B, T, self.n_kv_heads, self.hs).transpose(1, 2)  # (B, nkv, T, hs)
-        v = self.wv(x).view(B, T, self.n_kv_heads, self.hs).transpose(1, 2)
-        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        kv = self.n_kv_heads * self.hs
+        q, k, v = self.wqkv(x).split([self.n_heads * self.hs, kv, kv], dim=-1)
+        q = apply_rope(q.view(B, T, self.n_heads, self.hs), rot).transpose(1, 2)  # (B, nh, T, hs)
+        k = apply_rope(k.view(B, T, self.n_kv_heads, self.hs), rot).transpose(1, 2)  # (B, nkv, T, hs)
+        v = v.view(B, T, self.n_kv_heads, self.hs).transpose(1, 2)
         start = 0
         if cache is not None:
             ck, cv, start = cache
@@ -157,12 +160,12 @@ class Attention(nn.Module):
 class FeedForward(nn.Module):
     def __init__(self, cfg: TransformerConfig) -> None:
         super().__init__()
-        self.w1 = nn.Linear(cfg.dim, cfg.hidden_dim, bias=False)
+        self.w13 = nn.Linear(cfg.dim, 2 * cfg.hidden_dim, bias=False)
         self.w2 = nn.Linear(cfg.hidden_dim, cfg.dim, bias=False)
-        self.w3 = nn.Linear(cfg.dim, cfg.hidden_dim, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.w2(F.silu(self.w1(x)) * self.w3(x))
+        gate, up = self.w13(x).chunk(2, dim=-1)  # W1 x, W3 x
+        return self.w2(F.silu(gate) * up)
 
 
 class Block(nn.Module):
@@ -174,8 +177,8 @@ class Block(nn.Module):
         self.feed_forward = FeedForward(cfg)
         self.dropout = nn.Dropout(cfg.dropout)
 
-    def forward(self, x, cos, sin, cache=None, key_bias=None, need_weights=False):
-        a, weights = self.attention(self.attention_norm(x), cos, sin, cache, key_bias, need_weights)
+    def forward(self, x, rot, cache=None, key_bias=None, need_weights=False):
+        a, weights = self.attention(self.attention_norm(x), rot, cache, key_bias, need_weights)
         x = x + self.dropout(a)
         x = x + self.dropout(self.feed_forward(self.ffn_norm(x)))
         return x, weights
@@ -194,8 +197,7 @@ class Transformer(Brain):
             self.output.weight = self.tok_embeddings.weight
         self.pixel_head = PixelHead(cfg.dim)
         cos, sin = rope_tables(cfg.head_size, cfg.max_seq_len, cfg.rope_base)
-        self.register_buffer("rope_cos", cos, persistent=False)
-        self.register_buffer("rope_sin", sin, persistent=False)
+        self.register_buffer("rope", torch.complex(cos, sin).unsqueeze(1), persistent=False)  # (T, 1, hs/2)
         self.apply(self._init_weights)
         for name, p in self.named_parameters():  # GPT-2's scaled init of residual projections
             if name.endswith(("wo.weight", "w2.weight")):
@@ -218,11 +220,11 @@ class Transformer(Brain):
             raise ValueError(f"window of {start + T} tokens exceeds max_seq_len {self.config.max_seq_len}")
         x = self.tok_embeddings(tokens)  # (B, T, C)
         x = x + self.pixel_in(pixel_input(pixel, B, x.device, x.dtype)).unsqueeze(1)
-        cos, sin = self.rope_cos[start : start + T], self.rope_sin[start : start + T]
+        rot = self.rope[start : start + T]
         attentions = []
         for i, layer in enumerate(self.layers):
             layer_cache = (cache.k[i], cache.v[i], start) if cache is not None else None
-            x, w = layer(x, cos, sin, layer_cache, key_bias, need_weights)
+            x, w = layer(x, rot, layer_cache, key_bias, need_weights)
             attentions.append(w)
         if cache is not None:
             cache.pos += T

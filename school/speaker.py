@@ -69,7 +69,7 @@ class Speaker:
         rng_state = torch.get_rng_state()  # chatting must not change what training draws next
         for choice in generate(t.model, prompt, sampling, t.pixel, stop=lambda got: self._ends_reply(got)):
             ids.append(choice.id)
-            piece = t.librarian.decode([choice.id])
+            piece = t.librarian.decode([choice.id], continuation=True)
             tokens.append(
                 {
                     "id": choice.id,

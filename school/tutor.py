@@ -188,7 +188,8 @@ class Tutor:
             loss.backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), syl.grad_clip)
             self.optimizer.step()
-        accuracy = (logits.detach().argmax(-1) == y).float().mean()
+        # every 8th position is plenty for a running accuracy, at 1/8 of the argmax's cost
+        accuracy = (logits.detach()[:, ::8].argmax(-1) == y[:, ::8]).float().mean()
         loss_v, acc_v, gn_v = torch.stack([lm_loss.detach(), accuracy, grad_norm]).tolist()
         reading = self.metabolism.update(loss_v, acc_v, self.step, self.clock())
         self.pixel = pixel_pred.detach().mean(0)  # what it felt is what it feels next

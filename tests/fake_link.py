@@ -5,8 +5,14 @@ from __future__ import annotations
 import json
 import math
 from collections import deque
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+from textual.css.query import NoMatches
+from textual.pilot import Pilot
+
+from school.counsellor import RunLog
 from school.events import (
     ChatEvent,
     ErrorEvent,
@@ -18,6 +24,7 @@ from school.events import (
     StateEvent,
     StepEvent,
 )
+from soul.paths import BabyPaths
 
 HELLO = json.dumps(
     {
@@ -156,3 +163,52 @@ class FakeLink:
                 ]
             )
         self.alive = False
+
+
+# -- scripted data and waiting, shared by the app tests and the snapshot tests -----------------
+
+
+async def until(pilot: Pilot[Any], cond: Callable[[], bool], timeout: float = 3.0) -> None:
+    """Let the app run (its 15 Hz drain included) until `cond` holds (a NoMatches counts as not yet)."""
+    for _ in range(int(timeout / 0.05)):
+        try:
+            if cond():
+                return
+        except NoMatches:
+            pass
+        await pilot.pause(0.05)
+    raise AssertionError("the app never got there")
+
+
+def write_chat(paths: BabyPaths) -> None:
+    """An earlier session's chat, as the trainer writes it; the last line cut short by a crash."""
+    lines = [
+        {"time": 1.0, "role": "you", "text": "hello baby", "step": 10, "weights": "live", "reply_id": "r1"},
+        {
+            "time": 2.0,
+            "role": "baby",
+            "text": "the [cat]\x1b[2J",
+            "step": 10,
+            "weights": "live",
+            "reply_id": "r1",
+        },
+    ]
+    paths.root.mkdir(parents=True, exist_ok=True)
+    paths.chat.write_text("".join(json.dumps(line) + "\n" for line in lines) + '{"cut short')
+
+
+def write_logs(home: Path) -> None:
+    """Two babies, three runs, written by the counsellor's own RunLog with a fixed clock."""
+    tick = iter(range(1_000_000))
+    runs = {"ada": [("20251123-090000-aaaa", 30), ("20251123-100000-bbbb", 45)], "bob": [("b1", 20)]}
+    for baby, logs in runs.items():
+        paths = BabyPaths(home, baby)
+        paths.logs.mkdir(parents=True)
+        paths.config.write_text("{}")
+        for run_id, steps in logs:
+            log = RunLog(paths.logs, run_id, clock=lambda: 1_763_888_400.0 + 2 * next(tick))
+            for step in range(1, steps + 1):
+                for event in step_events(step):
+                    log.write(event)
+            log.write(SaveEvent(steps, "/soul/x", "stop", 0.1))
+            log.write(ErrorEvent(steps, f"{baby} disk is [slow]"))

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from fake_link import FakeLink
-from textual.pilot import Pilot
+from fake_link import FakeLink, until, write_chat, write_logs
 from textual.widgets import DataTable, Input, Select
 
 from babyterm.app import BabytermApp
@@ -37,29 +35,12 @@ def make_app(link: FakeLink, factory: Callable[[], FakeLink] | None = None) -> B
     return BabytermApp(TrainOptions(), link=link, link_factory=factory)
 
 
-async def until(pilot: Pilot, cond: Callable[[], bool], timeout: float = 3.0) -> None:
-    """Let the app run (its 15 Hz drain included) until `cond` holds."""
-    for _ in range(int(timeout / 0.05)):
-        if cond():
-            return
-        await pilot.pause(0.05)
-    raise AssertionError("the app never got there")
-
-
 def stream_text(app: BabytermApp) -> str:
     return "\n".join(strip.text for strip in app.main_screen.query_one(LossStream).lines)
 
 
 def replies(app: BabytermApp) -> list[ChatMessage]:
     return [m for m in app.main_screen.query(ChatMessage) if m.role == "baby"]
-
-
-async def test_footer_shows_every_key(home: Path) -> None:
-    async with make_app(FakeLink(auto=False)).run_test(size=SIZE) as pilot:
-        await pilot.pause()
-        shown = pilot.app.screen.active_bindings.values()
-        actions = {b.binding.action for b in shown if b.binding.show}
-        assert {"toggle_pause", "save", "focus_chat", "logs", "help", "restart", "quit"} <= actions
 
 
 async def test_status_shows_hello_and_steps(home: Path) -> None:
@@ -76,15 +57,15 @@ async def test_status_shows_hello_and_steps(home: Path) -> None:
 
 
 async def test_pause_stops_steps_and_resume_restarts_them(home: Path) -> None:
-    link = FakeLink()
-    async with make_app(link).run_test(size=SIZE) as pilot:
+    link = FakeLink()  # a step on every poll unless paused
+    async with make_app(link).run_test(size=(80, 24)) as pilot:
         app = pilot.app
         await until(pilot, lambda: link.step >= 3)
         app.action_toggle_pause()
         assert app.trainer_state == "pausing…"  # shown at once, before the trainer answers
         await until(pilot, lambda: app.trainer_state == "paused")
         paused_at = link.step
-        await pilot.pause(0.3)
+        await pilot.pause(0.2)
         assert link.step == paused_at  # no steps while paused
         await pilot.press("p")
         assert link.commands("resume")
@@ -191,13 +172,7 @@ async def test_a_silent_death_is_noticed(home: Path) -> None:
 
 
 async def test_chat_history_shows_at_launch(home: Path) -> None:
-    paths = baby_paths("baby")
-    paths.root.mkdir(parents=True)
-    lines = [
-        {"time": 1.0, "role": "you", "text": "hello baby", "step": 10, "weights": "live", "reply_id": "r1"},
-        {"time": 2.0, "role": "baby", "text": "the [cat]\x1b[2J", "step": 10, "weights": "live", "reply_id": "r1"},
-    ]
-    paths.chat.write_text("".join(json.dumps(line) + "\n" for line in lines) + '{"cut short')
+    write_chat(baby_paths("baby"))
     async with make_app(FakeLink(auto=False)).run_test(size=SIZE) as pilot:
         await pilot.pause()
         messages = list(pilot.app.main_screen.query(ChatMessage))
@@ -218,8 +193,22 @@ async def test_first_launch_progress_then_training(home: Path) -> None:
         await until(pilot, lambda: not progress.has_class("-active"))
 
 
-async def test_help_lists_every_key(home: Path) -> None:
+async def test_every_key_is_in_the_footer_the_palette_and_help(home: Path) -> None:
     async with make_app(FakeLink(auto=False)).run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        shown = pilot.app.screen.active_bindings.values()
+        actions = {b.binding.action for b in shown if b.binding.show}
+        assert {"toggle_pause", "save", "focus_chat", "logs", "help", "restart", "quit"} <= actions
+        titles = {c.title for c in pilot.app.get_system_commands(pilot.app.screen)}
+        assert {
+            "Pause / resume training",
+            "Save now",
+            "Chat",
+            "Logs",
+            "Help",
+            "Restart trainer",
+            "Quit",
+        } <= titles
         await pilot.press("question_mark")
         await pilot.pause()
         assert isinstance(pilot.app.screen, HelpScreen)
@@ -229,33 +218,6 @@ async def test_help_lists_every_key(home: Path) -> None:
         await pilot.press("escape")
         await pilot.pause()
         assert pilot.app.screen is pilot.app.main_screen
-
-
-async def test_command_palette_has_every_action(home: Path) -> None:
-    async with make_app(FakeLink(auto=False)).run_test(size=SIZE) as pilot:
-        titles = {c.title for c in pilot.app.get_system_commands(pilot.app.screen)}
-        assert {"Pause / resume training", "Save now", "Chat", "Logs", "Help", "Restart trainer", "Quit"} <= titles
-
-
-def write_logs(home: Path) -> None:
-    """Two babies, three runs, through the counsellor's own RunLog with a fixed clock."""
-    from fake_link import step_events
-
-    from school.counsellor import RunLog
-    from school.events import ErrorEvent, SaveEvent
-
-    tick = iter(range(100_000))
-    for baby, runs in (("ada", [("20251123-090000-aaaa", 30), ("20251123-100000-bbbb", 45)]), ("bob", [("b1", 20)])):
-        paths = baby_paths(baby)
-        paths.logs.mkdir(parents=True)
-        paths.config.write_text("{}")
-        for run_id, steps in runs:
-            log = RunLog(paths.logs, run_id, clock=lambda: 1_763_888_400.0 + 2 * next(tick))
-            for step in range(1, steps + 1):
-                for event in step_events(step):
-                    log.write(event)
-            log.write(SaveEvent(steps, "/soul/x", "stop", 0.1))
-            log.write(ErrorEvent(steps, f"{baby} disk is [slow]"))
 
 
 async def test_logs_screen_lists_runs_and_filters(home: Path) -> None:
@@ -269,7 +231,9 @@ async def test_logs_screen_lists_runs_and_filters(home: Path) -> None:
         runs = screen.query_one("#runs", DataTable)
         assert runs.row_count == 3
         await app.workers.wait_for_complete()
-        await until(pilot, lambda: screen.current_run is not None and screen.query_one("#events").row_count > 0)
+        await until(
+            pilot, lambda: screen.current_run is not None and screen.query_one("#events").row_count > 0
+        )
         newest = screen.current_run
         assert newest is not None and (newest.baby, newest.summary.run_id) == ("bob", "b1")
         events = screen.query_one("#events", DataTable)
@@ -286,11 +250,15 @@ async def test_logs_screen_lists_runs_and_filters(home: Path) -> None:
         screen.query_one("#text-filter", Input).value = ""
         runs.focus()
         await pilot.press("down")
-        await until(pilot, lambda: screen.current_run is not None and screen.current_run.summary.run_id != "b1")
+        await until(
+            pilot, lambda: screen.current_run is not None and screen.current_run.summary.run_id != "b1"
+        )
         plot = screen.query_one(LossPlot)
         await until(pilot, lambda: len(plot.train) in (30, 45))
         await pilot.press("n")
-        await until(pilot, lambda: screen.current_run is not None and screen.current_run.summary.run_id == "b1")
+        await until(
+            pilot, lambda: screen.current_run is not None and screen.current_run.summary.run_id == "b1"
+        )
         await pilot.press("l")
         await pilot.pause()
         assert app.screen is app.main_screen

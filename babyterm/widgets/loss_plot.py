@@ -52,7 +52,7 @@ class LossPlot(Widget):
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {"loss-plot--train", "loss-plot--val", "loss-plot--axis"}
     DEFAULT_CSS = """
-    LossPlot > .loss-plot--train { color: $primary; }
+    LossPlot > .loss-plot--train { color: $primary 75%; }
     LossPlot > .loss-plot--val { color: $warning; }
     LossPlot > .loss-plot--axis { color: $text-muted; }
     """

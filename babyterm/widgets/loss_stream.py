@@ -27,7 +27,7 @@ class LossStream(RichLog):
     """
 
     def __init__(self, *, id: str | None = None) -> None:
-        super().__init__(max_lines=2000, markup=False, highlight=False, wrap=False, id=id)
+        super().__init__(max_lines=1000, markup=False, highlight=False, wrap=False, id=id)
         self.can_focus = False  # keys belong to the app; the mouse still scrolls it
         self.calligraphist = Calligraphist()
         self.last_state = ""
