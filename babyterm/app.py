@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
 from functools import partial
 from typing import Any, ClassVar
@@ -24,6 +25,8 @@ from soul.paths import BabyPaths, baby_paths
 
 POLL_HZ = 15
 """How often the app drains the trainer's events: smooth to the eye, and one batch per widget each time."""
+WARN_EVERY_S = 5.0
+"""At most one warning toast this often."""
 
 
 class BabytermApp(App[None]):
@@ -32,10 +35,8 @@ class BabytermApp(App[None]):
     CSS_PATH = "babyterm.tcss"
     TITLE = "babyterm"
     AUTO_FOCUS = None  # keys go to the app until the user asks for the chat (c or Tab)
-    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [
-        (0, "-narrow"),
-        (100, "-wide"),
-    ]  # the stylesheet slims panes under 100 columns
+    # The stylesheet slims the panes of a terminal narrower than 100 columns.
+    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-narrow"), (100, "-wide")]
     BINDINGS: ClassVar[list[BindingType]] = [
         # One footer key per action, showing every key that does it; the help screen reads the tooltips.
         Binding(
@@ -73,7 +74,8 @@ class BabytermApp(App[None]):
         # Made here, before App.run, so a ProcessLink sets up multiprocessing while stderr is still real.
         self.link = link if link is not None else self.link_factory()
         self.chat_max_tokens = chat_max_tokens
-        self.quitting = False
+        self.quitting = 0  # quit presses so far: the first saves and stops, the third leaves at once
+        self._warned_at = -WARN_EVERY_S
         self.restarting = False
         self.last_step = 0
         self.theme = "tokyo-night"
@@ -123,7 +125,9 @@ class BabytermApp(App[None]):
             self.trainer_state = "error"
             message = f"{one_line(event.message, 300)}\nPress r to restart it."
             self.notify(message, title="trainer error", severity="error", timeout=15, markup=False)
-        elif isinstance(event, ErrorEvent):
+        elif isinstance(event, ErrorEvent) and time.monotonic() - self._warned_at > WARN_EVERY_S:
+            # A warning can repeat every step (a non-finite loss); the loss stream has each one.
+            self._warned_at = time.monotonic()
             self.notify(
                 one_line(event.message, 300), title="trainer warning", severity="warning", markup=False
             )
@@ -159,6 +163,12 @@ class BabytermApp(App[None]):
         if self.send({"cmd": "save"}):
             self.notify("saving…", title="save")
 
+    async def action_focus_chat(self) -> None:
+        """From any screen: back to the main one, into the chat input."""
+        while self.screen is not self.main_screen and len(self.screen_stack) > 1:
+            await self.pop_screen()
+        self.main_screen.action_focus_chat()
+
     def action_logs(self) -> None:
         if not isinstance(self.screen, LogsScreen):
             self.push_screen(LogsScreen(self.paths.home))
@@ -169,10 +179,17 @@ class BabytermApp(App[None]):
 
     async def action_quit(self) -> None:
         """Ask the trainer to save and stop (in a thread: it can take seconds), then exit."""
-        if self.quitting:
-            self.notify("Still saving…")
+        self.quitting += 1
+        if self.quitting == 2:
+            self.notify("Still saving… quit once more to stop the trainer now (this save may be lost).")
+        if self.quitting == 3:
+            # A short stop() kills a trainer that does not answer; the first stop() then returns too.
+            self.run_worker(
+                partial(self.link.stop, 1.0), name="kill-trainer", thread=True, exit_on_error=False
+            )
+            self.exit()
+        if self.quitting > 1:
             return
-        self.quitting = True
         self.trainer_state = "saving…"
         self.run_worker(self.link.stop, name="stop-trainer", thread=True, exit_on_error=False)
 
@@ -214,7 +231,7 @@ class BabytermApp(App[None]):
             "Pause / resume training", "Pause the trainer, or resume it", self.action_toggle_pause
         )
         yield SystemCommand("Save now", "Save a checkpoint of the baby now", self.action_save)
-        yield SystemCommand("Chat", "Focus the chat input", self.main_screen.action_focus_chat)
+        yield SystemCommand("Chat", "Talk to the baby (focus the chat input)", self.action_focus_chat)
         yield SystemCommand("Logs", "Browse the logs of every run of every baby", self.action_logs)
         yield SystemCommand("Help", "Every key, and the chat commands", self.action_help)
         yield SystemCommand(

@@ -44,6 +44,8 @@ from soul import codec
 from soul.jsonl import append_jsonl
 
 Subscriber = Callable[[Event], None]
+ROLLBACK_AFTER = 3  # consecutive non-finite steps before rolling back to the last checkpoint
+SAVE_RETRY_S = 30.0  # after a failed save (a full disk, say), try again this soon
 
 
 class Tutor:
@@ -71,6 +73,9 @@ class Tutor:
         self._stopping = False
         self._deferred: deque[dict[str, Any]] = deque()
         self._recent_losses: list[float] = []
+        self._bad_streak = 0
+        self.lr_scale = 1.0
+        self._log_broken = False
         self.room: Classroom | None = None
 
     # -- wiring ---------------------------------------------------------------------------------
@@ -150,6 +155,7 @@ class Tutor:
         self.metabolism.load_state_dict(s["metabolism"])
         self.pixel = torch.tensor(s["pixel"], device=self.room.device)
         self.pixel_target = torch.tensor(s["pixel_target"], device=self.room.device)
+        self.lr_scale = s.get("lr_scale", 1.0)
 
     def trainer_state(self) -> dict[str, Any]:
         """Everything besides tensors that an exact resume needs (JSON)."""
@@ -165,6 +171,7 @@ class Tutor:
             "metabolism": self.metabolism.state_dict(),
             "pixel": self.pixel.tolist(),
             "pixel_target": self.pixel_target.tolist(),
+            "lr_scale": self.lr_scale,
         }
 
     # -- one step of school ---------------------------------------------------------------------
@@ -175,7 +182,7 @@ class Tutor:
         with self.counsellor.time("batch"):
             x, y = self.librarian.batch(syl.batch_size, self.block_size, self.batch_gen, syl.extra_fraction)
             x, y = x.to(self.room.device, non_blocking=True), y.to(self.room.device, non_blocking=True)
-        lr = syl.lr_at(self.step)
+        lr = syl.lr_at(self.step) * self.lr_scale
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         with self.counsellor.time("forward"), self.room.autocast():
@@ -185,12 +192,18 @@ class Tutor:
             loss = lm_loss + syl.pixel_weight * pixel_loss
         with self.counsellor.time("backward"):
             self.optimizer.zero_grad(set_to_none=True)
+            if not math.isfinite(loss_v := float(loss.detach())):
+                return self._skip("loss", loss_v)
             loss.backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), syl.grad_clip)
+            if not math.isfinite(gn_v := float(grad_norm)):
+                self.optimizer.zero_grad(set_to_none=True)
+                return self._skip("gradient norm", gn_v)
             self.optimizer.step()
+        self._bad_streak = 0
         # every 8th position is plenty for a running accuracy, at 1/8 of the argmax's cost
         accuracy = (logits.detach()[:, ::8].argmax(-1) == y[:, ::8]).float().mean()
-        loss_v, acc_v, gn_v = torch.stack([lm_loss.detach(), accuracy, grad_norm]).tolist()
+        loss_v, acc_v = torch.stack([lm_loss.detach(), accuracy]).tolist()
         reading = self.metabolism.update(loss_v, acc_v, self.step, self.clock())
         self.pixel = pixel_pred.detach().mean(0)  # what it felt is what it feels next
         self.pixel_target = torch.tensor(reading.rgb, device=self.room.device)
@@ -199,6 +212,25 @@ class Tutor:
         self._recent_losses.append(loss_v)
         self._reading = reading
         return {"loss": loss_v, "accuracy": acc_v, "grad_norm": gn_v, "lr": lr}
+
+    def _skip(self, what: str, value: float) -> dict[str, float]:
+        """A non-finite step never reaches the weights; a run of them rolls back and slows down."""
+        self._bad_streak += 1
+        self._warn(f"non-finite {what} ({value}) at step {self.step}: step skipped")
+        if self._bad_streak >= ROLLBACK_AFTER:
+            self._bad_streak = 0
+            self.lr_scale *= 0.5
+            found = ckpt.load_latest(self.paths.checkpoints, self.room.device)
+            if found is not None:
+                ckpt.load_model_tensors(self.model, found.model)
+                if found.optim:
+                    self.optimizer.load_state_dict(found.optim)
+                self.step, self.tokens_seen = found.state["step"], found.state["tokens_seen"]
+            where = (
+                f"rolled back to step {self.step}" if found is not None else "no checkpoint to roll back to"
+            )
+            self._warn(f"{ROLLBACK_AFTER} bad steps in a row: {where}; learning rate now ×{self.lr_scale:g}")
+        return {"skipped": 1.0, "loss": float("nan"), "accuracy": 0.0, "grad_norm": float("nan"), "lr": 0.0}
 
     @torch.no_grad()
     def evaluate(self) -> EvalEvent:
@@ -247,10 +279,11 @@ class Tutor:
                 self.trainer_state(),
             )
         except Exception as e:  # a failed save must never stop training or lose the last good one
-            self.emit(ErrorEvent(self.step, f"save failed, previous checkpoint kept: {e}"))
+            self.emit(ErrorEvent(self.step, f"save failed, previous checkpoint kept, retrying soon: {e}"))
+            self._last_save = time.monotonic() - self.syllabus.save_minutes * 60 + SAVE_RETRY_S
         else:
             self.emit(SaveEvent(self.step, str(path), reason, time.perf_counter() - t0))
-        self._last_save = time.monotonic()
+            self._last_save = time.monotonic()
         self._set_state(previous if previous != "saving" else "training")
 
     # -- the loop -------------------------------------------------------------------------------
@@ -259,15 +292,24 @@ class Tutor:
         """Train until a stop command, the step or time budget, or should_continue() turns False."""
         self.prepare()
         log = RunLog(self.paths.logs)
-        self.subscribe(log.write)
         self.run_id = log.run_id
+
+        def write_log(event: Event) -> None:
+            try:
+                log.write(event)
+            except OSError as e:  # a full disk costs log lines, never the training
+                if not self._log_broken:
+                    self._log_broken = True
+                    self._warn(f"cannot write the run log ({e.strerror or e}); training goes on")
+
+        self.subscribe(write_log)
         try:
             self._loop(should_continue)
         except Exception as e:
             self.emit(ErrorEvent(self.step, f"{type(e).__name__}: {e}", fatal=True))
             raise
         finally:
-            self.subscribers.remove(log.write)
+            self.subscribers.remove(write_log)
 
     def _loop(self, should_continue: Callable[[], bool] | None) -> None:
         syl, opts = self.syllabus, self.options
@@ -296,8 +338,8 @@ class Tutor:
             stats = self.train_step()
             steps_this_run += 1
             self.elapsed_s += time.monotonic() - t0
-            if not math.isfinite(stats["loss"]):
-                self._warn(f"non-finite loss at step {self.step}")
+            if stats.get("skipped"):
+                continue
             if self.step % syl.log_every == 0:
                 now = time.monotonic()
                 tps = (self.tokens_seen - last_log_tokens) / max(1e-9, now - last_log_t - paused_for)

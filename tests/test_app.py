@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -104,7 +106,7 @@ async def test_chat_streams_reply_and_corrects(home: Path) -> None:
 
 
 async def test_escape_cancels_reply_then_leaves_chat(home: Path) -> None:
-    link = FakeLink(auto=False, reply=tuple("a slow answer that takes many pieces " * 4))
+    link = FakeLink(auto=False, reply=tuple("a slow answer " * 2))
     async with make_app(link).run_test(size=SIZE) as pilot:
         app = pilot.app
         await pilot.press("tab", "h", "enter")
@@ -157,6 +159,9 @@ async def test_fatal_error_is_shown_and_restart_makes_a_new_link(home: Path) -> 
         assert any("CUDA [out] of memory" in n for n in notes)
         await pilot.press("s")  # commands to a dead trainer are refused, not sent
         assert not first.commands("save")
+        app.main_screen.chat.ask("are you there?")
+        await pilot.pause()
+        assert not first.commands("chat") and replies(app)[-1].note == "the trainer is not running"
         await pilot.press("r")
         await until(pilot, lambda: app.link is second and app.trainer_state == "training")
         assert made == [second] and second.started == 1 and first.stopped
@@ -218,6 +223,10 @@ async def test_every_key_is_in_the_footer_the_palette_and_help(home: Path) -> No
         await pilot.press("escape")
         await pilot.pause()
         assert pilot.app.screen is pilot.app.main_screen
+        await pilot.press("l")
+        await pilot.app.action_focus_chat()  # the palette's "Chat", from the logs screen
+        await pilot.pause()
+        assert pilot.app.screen is pilot.app.main_screen and isinstance(pilot.app.focused, Input)
 
 
 async def test_logs_screen_lists_runs_and_filters(home: Path) -> None:
@@ -262,6 +271,11 @@ async def test_logs_screen_lists_runs_and_filters(home: Path) -> None:
         await pilot.press("l")
         await pilot.pause()
         assert app.screen is app.main_screen
+
+
+def test_the_app_process_stays_free_of_torch() -> None:
+    code = "import sys, babyterm.app; sys.exit('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
 
 
 def test_text_helpers() -> None:

@@ -96,5 +96,7 @@ def test_train_chat_logs_info_and_a_refused_brain(capsys, small_library: Path) -
 
 
 def test_python_dash_m_works() -> None:
-    done = subprocess.run([sys.executable, "-m", "babyterm", "--help"], capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "babyterm", "--help"], capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 0 and "train" in done.stdout

@@ -19,14 +19,23 @@ TINY_BRAINS = {
     "babyllm": dict(embed_dim=32, n_neurons=64, max_seq_len=32),
 }
 FAST = dict(
-    batch_size=8, warmup_steps=5, lr=3e-3, log_every=5, eval_every=20, eval_batches=2, guess_every=10,
-    save_every=10_000, save_minutes=60.0,
+    batch_size=8,
+    warmup_steps=5,
+    lr=3e-3,
+    log_every=5,
+    eval_every=20,
+    eval_batches=2,
+    guess_every=10,
+    save_every=10_000,
+    save_minutes=60.0,
 )
 
 
 def make_tutor(library: Path, brain: str = "transformer", baby: str = "baby", **syllabus) -> Tutor:
     torch.set_num_threads(1)
-    options = TrainOptions(baby=baby, library=str(library), brain=brain, preset="tiny", vocab_size=300, threads=1)
+    options = TrainOptions(
+        baby=baby, library=str(library), brain=brain, preset="tiny", vocab_size=300, threads=1
+    )
     return Tutor(
         options,
         clock=lambda: 1_700_000_000.0,
@@ -177,4 +186,3 @@ def test_existing_baby_refuses_another_brain(small_library: Path) -> None:
     other = make_tutor(small_library, brain="babyllm")
     with pytest.raises(SoulError, match="--baby"):
         other.prepare()
-

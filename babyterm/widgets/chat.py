@@ -25,13 +25,16 @@ HISTORY = 200
 class ChatMessage(Static):
     """One message; a baby's reply grows piece by piece until its final event (or Escape) closes it."""
 
-    def __init__(self, role: str, text: str = "", *, step: int | None = None, reply_id: str = "") -> None:
+    def __init__(
+        self, role: str, text: str = "", *, step: int | None = None, reply_id: str = "", weights: str = ""
+    ) -> None:
         super().__init__(classes=f"-{role}")
         self.role = role
         self.text = text
         self.step = step
         self.reply_id = reply_id
         self.note = ""
+        self.weights = weights
         self.done = role != "baby" or bool(text)
 
     def on_mount(self) -> None:
@@ -41,6 +44,8 @@ class ChatMessage(Static):
         header = {"you": "you", "baby": "baby", "correction": "you · correction"}.get(self.role, self.role)
         if self.role == "baby" and self.step is not None:
             header += f" · step {self.step:,}"
+        if self.weights not in ("", "live"):
+            header += f" · {clean(self.weights)}"  # answered by a milestone, not the live weights
         body = clean(self.text) or ("…" if not self.done else "(no words yet)")
         parts: list[str | tuple[str, str]] = [(header, "$text-muted"), "\n", body]
         if not self.done:
@@ -98,7 +103,8 @@ class ChatPane(Vertical):
     def _from_record(self, record: dict) -> ChatMessage:
         role, text = str(record.get("role", "?")), str(record.get("text", ""))
         step = record.get("step") if isinstance(record.get("step"), int) else None
-        message = ChatMessage(role, text, step=step, reply_id=str(record.get("reply_id", "")))
+        reply_id, weights = str(record.get("reply_id", "")), str(record.get("weights", ""))
+        message = ChatMessage(role, text, step=step, reply_id=reply_id, weights=weights)
         if role == "baby" and message.reply_id:
             self.last_reply = message.reply_id
         return message
@@ -182,9 +188,8 @@ class ChatPane(Vertical):
                 reply = ChatMessage("baby", reply_id=event.reply_id, step=event.step)
                 self.add(reply)
             if event.final:
+                reply.step, reply.weights = event.step, event.weights
                 reply.finish(event.text)
-                reply.step = event.step
-                reply.show()
                 if self.in_flight == event.reply_id:
                     self.in_flight = None
                     self.screen.refresh_bindings()

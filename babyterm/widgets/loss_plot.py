@@ -99,9 +99,11 @@ class LossPlot(Widget):
             parts.append(f"[$warning]●[/] val {self.val[-1][1]:.3f}")
         self.border_subtitle = "  ".join(parts)
         ends = [points[i][0] for points in (self.train, self.val) if points for i in (0, -1)]
-        self.border_title = (
-            f"{self.plot_title} · steps {min(ends):,}–{max(ends):,}" if ends else self.plot_title
-        )
+        self.border_title = self.plot_title
+        if ends:
+            first, last = min(ends), max(ends)
+            steps = f"step {last:,}" if first == last else f"steps {first:,}–{last:,}"
+            self.border_title = f"{self.plot_title} · {steps}"
 
     def render_line(self, y: int) -> Strip:
         strips = self._strips()

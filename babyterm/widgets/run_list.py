@@ -54,7 +54,7 @@ class RunList(DataTable[str]):
             s = run.summary
             best = "" if s.best_val_loss is None else f"{s.best_val_loss:.3f}"
             self.add_row(run.baby, when(s.start_time), f"{s.last_step:,}", best, key=key)
-        if current is not None and current.summary.path and str(current.summary.path) in self.runs:
+        if current is not None and str(current.summary.path) in self.runs:
             self.move_cursor(row=self.get_row_index(str(current.summary.path)))
 
     @property

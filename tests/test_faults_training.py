@@ -1,0 +1,135 @@
+"""Fault injection on a training baby: kill -9, NaN and inf, a full disk. Nothing may be lost."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import torch
+
+from school.events import ErrorEvent, Event, SaveEvent
+from soul.checkpoint import list_checkpoints, load_latest
+from tests.test_tutor import make_tutor
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_kill_minus_nine_at_random_moments_loses_nothing_saved(small_library: Path) -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "tests/stress/kill_trials.py"),
+            "--library",
+            str(small_library),
+            "--trials",
+            "20",
+            "--max-delay",
+            "1.0",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    assert summary["trials"] == 20
+    assert summary["corrupted_souls"] == 0, summary
+    assert summary["clean_resumes"] == 20, summary
+    assert summary["final_step"] > 20  # the trials really trained between kills
+
+
+def _errors(events: list[Event]) -> list[str]:
+    return [e.message for e in events if isinstance(e, ErrorEvent)]
+
+
+def test_non_finite_loss_is_skipped_then_rolled_back(small_library: Path) -> None:
+    tutor = make_tutor(small_library)
+    tutor.prepare()
+    events: list[Event] = []
+    tutor.subscribe(events.append)
+    for _ in range(4):
+        tutor.train_step()
+    tutor.save("manual")
+    good = [p.detach().clone() for p in tutor.model.parameters()]
+    with torch.no_grad():
+        next(tutor.model.parameters()).fill_(float("nan"))
+    for _ in range(3):
+        assert tutor.train_step().get("skipped")
+    assert tutor.step == 4 and tutor.lr_scale == 0.5
+    for p, g in zip(tutor.model.parameters(), good, strict=True):
+        assert torch.equal(p, g)  # the last good weights are back
+    assert any("rolled back to step 4" in m for m in _errors(events))
+    assert not tutor.train_step().get("skipped")  # and training goes on
+
+
+def test_non_finite_gradient_never_reaches_the_weights(small_library: Path) -> None:
+    tutor = make_tutor(small_library)
+    tutor.prepare()
+    before = [p.detach().clone() for p in tutor.model.parameters()]
+    hook = next(tutor.model.parameters()).register_hook(lambda g: g * float("inf"))
+    assert tutor.train_step().get("skipped")
+    hook.remove()
+    for p, b in zip(tutor.model.parameters(), before, strict=True):
+        assert torch.equal(p, b)
+
+
+def test_a_save_of_non_finite_weights_is_refused_and_the_last_checkpoint_kept(small_library: Path) -> None:
+    tutor = make_tutor(small_library)
+    tutor.prepare()
+    tutor.train_step()
+    tutor.save("manual")
+    events: list[Event] = []
+    tutor.subscribe(events.append)
+    with torch.no_grad():
+        next(tutor.model.parameters())[0] = float("inf")
+    tutor.step += 1
+    tutor.save("manual")
+    assert any("non-finite" in m for m in _errors(events))
+    assert not any(isinstance(e, SaveEvent) for e in events)
+    assert load_latest(tutor.paths.checkpoints).step == 1
+
+
+DISK_FULL = textwrap.dedent(
+    """
+    import json, resource, signal, sys
+    sys.path.insert(0, {root!r})
+    from tests.test_tutor import make_tutor
+    from school.events import ErrorEvent, SaveEvent
+
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead
+    tutor = make_tutor(__import__("pathlib").Path({library!r}))
+    tutor.prepare()
+    seen = []
+    tutor.subscribe(lambda e: seen.append(e))
+    for _ in range(3):
+        tutor.train_step()
+    tutor.save("manual")                                   # a good checkpoint at step 3
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (4096, hard))  # the disk is "full"
+    for _ in range(3):
+        tutor.train_step()
+    tutor.save("autosave")                                 # must fail cleanly
+    for _ in range(2):
+        tutor.train_step()                                 # training goes on
+    resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))  # space again
+    tutor.save("autosave")                                 # the retry succeeds
+    print(json.dumps({{
+        "errors": [e.message for e in seen if isinstance(e, ErrorEvent)],
+        "saves": [e.step for e in seen if isinstance(e, SaveEvent)],
+        "step": tutor.step,
+    }}))
+    """
+)
+
+
+def test_a_full_disk_loses_nothing(small_library: Path, isolated_home: Path) -> None:
+    script = DISK_FULL.format(root=str(ROOT), library=str(small_library))
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert any("save failed, previous checkpoint kept" in m for m in result["errors"])
+    assert result["saves"] == [3, 8] and result["step"] == 8
+    steps = [s for s, _ in list_checkpoints(isolated_home / "babies" / "baby" / "checkpoints")]
+    assert steps == [3, 8]
