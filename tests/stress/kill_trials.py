@@ -85,7 +85,7 @@ def run_trials(library: str, trials: int, seed: int, max_delay: float) -> dict:
     # The parent reads checkpoints between trials; with one thread torch starts no OpenMP pool,
     # which a forked child could otherwise inherit in a locked state and hang on.
     torch.set_num_threads(1)
-    import torch._dynamo  # noqa: F401  (AdamW imports it: 2 s a child would spend before training)
+    import torch._dynamo  # AdamW imports it: 2 s each child would spend before training
 
     rng = random.Random(seed)
     home = tempfile.mkdtemp(prefix="babyterm-kill-")
