@@ -8,8 +8,6 @@ import sys
 import traceback
 from typing import Any
 
-from school.librarian import LibraryError
-
 from school.events import ErrorEvent, StateEvent
 from school.options import TrainOptions
 from soul.paths import SoulError, baby_paths
@@ -23,13 +21,15 @@ def trainer_main(options_dict: dict[str, Any], commands: Any, events: Any) -> No
     def put(event: Any) -> None:
         events.put(event.to_dict())
 
+    from school.librarian import LibraryError  # torch comes with it: in this process only
+
     code = 0
     try:
         paths = baby_paths(options.baby, options.home)
         paths.logs.mkdir(parents=True, exist_ok=True)
         out = open(paths.trainer_log, "a", buffering=1, encoding="utf-8")  # noqa: SIM115 (lives as long as the process)
         sys.stdout = sys.stderr = out
-        from school.tutor import Tutor  # torch loads here, in this process only
+        from school.tutor import Tutor
 
         tutor = Tutor(options, commands=commands)
         tutor.subscribe(put)

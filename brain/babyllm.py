@@ -21,6 +21,10 @@ decays d = sigmoid(q) in (0, 1), computed in parallel as a (T, T) lower-triangul
 
 Layer 2 reads u2 = b u1 + (1-b) y1 with b = sigmoid(learned scalar). Finally
 logits = Wout LayerNorm(y2) + bout, and the pixel head reads the same normed state.
+
+Emphasis (generation only): with per-position weights e_i = exp(key_bias_i), the windows become
+weighted means, sum(e h) / sum(e) over the same spans, so marked words weigh more in every window
+that holds them. Without key_bias the plain formulas above run, unchanged.
 """
 
 from __future__ import annotations
@@ -73,8 +77,11 @@ class Interneurons(nn.Module):
     def sizes(self) -> torch.Tensor:
         return (1.0 + self.raw_sizes.exp()).clamp(max=self.max_len)  # (K,)
 
-    def forward(self, S: torch.Tensor, start: int) -> torch.Tensor:
-        """S: (B, P+1, N) running sums of every position so far -> window mix at start..P-1."""
+    def forward(self, S: torch.Tensor, start: int, E: torch.Tensor | None = None) -> torch.Tensor:
+        """S: (B, P+1, N) running sums of every position so far -> window mix at start..P-1.
+
+        E: (B, P+1) running sums of emphasis weights, when the sums in S are weighted.
+        """
         P = S.size(1) - 1
         t = torch.arange(start, P, device=S.device)  # absolute positions, (T,)
         hi = S[:, start + 1 :]  # S_{t+1}, (B, T, N)
@@ -86,8 +93,13 @@ class Interneurons(nn.Module):
             lo = (1 - f) * S.index_select(1, (t + 1 - n).clamp(min=0)) + f * S.index_select(
                 1, (t - n).clamp(min=0)
             )
-            count = (1 - f) * (t + 1).clamp(max=n) + f * (t + 1).clamp(max=n + 1)  # (T,)
-            out = out + (hi - lo) * (weights[k] / count)[:, None]
+            if E is None:
+                count = (1 - f) * (t + 1).clamp(max=n) + f * (t + 1).clamp(max=n + 1)  # (T,)
+                out = out + (hi - lo) * (weights[k] / count)[:, None]
+            else:
+                e_lo = (1 - f) * E[:, (t + 1 - n).clamp(min=0)] + f * E[:, (t - n).clamp(min=0)]
+                count = E[:, start + 1 :] - e_lo  # (B, T): the emphasis inside the window
+                out = out + (hi - lo) * (weights[k] / count)[..., None]
         return out
 
 
@@ -139,6 +151,7 @@ class BabyCache:
     def __init__(self, cfg: BabyLLMConfig, batch_size: int, device: torch.device, dtype: torch.dtype) -> None:
         self.sums = torch.zeros(batch_size, cfg.max_seq_len + 1, cfg.n_neurons, device=device, dtype=dtype)
         self.memory: list[tuple[torch.Tensor, torch.Tensor] | None] = [None, None]
+        self.emphasis: torch.Tensor | None = None  # (B, L+1) running sums of e, once emphasis is used
         self.pos = 0
         self.capacity = cfg.max_seq_len
 
@@ -171,7 +184,13 @@ class BabyLLM(Brain):
         """The interneurons' current window sizes in tokens, (K,)."""
         return self.interneurons.sizes().detach()
 
-    def _run(self, tokens: torch.Tensor, pixel: torch.Tensor | None, cache: BabyCache | None = None):
+    def _run(
+        self,
+        tokens: torch.Tensor,
+        pixel: torch.Tensor | None,
+        cache: BabyCache | None = None,
+        key_bias: torch.Tensor | None = None,
+    ):
         B, T = tokens.shape
         start = cache.pos if cache is not None else 0
         if start + T > self.config.max_seq_len:
@@ -181,12 +200,22 @@ class BabyLLM(Brain):
         pix = self.pixel_in(pixel_input(pixel, B, tokens.device, pos.dtype))  # (B, C)
         x = a[0] * self.tok_embeddings(tokens) + a[1] * pos + a[2] * pix[:, None]  # (B, T, C)
         h = self.dropout(F.gelu(self.neurons(x)))  # (B, T, N)
+        E = None
+        if cache is not None and (key_bias is not None or cache.emphasis is not None):
+            if cache.emphasis is None:  # weights so far were all 1
+                cache.emphasis = torch.arange(cache.capacity + 1, device=h.device, dtype=h.dtype).repeat(B, 1)
+            e = torch.ones(B, T, device=h.device, dtype=h.dtype)
+            if key_bias is not None:
+                e = key_bias[..., start : start + T].to(h.dtype).exp().expand(B, T)
+            cache.emphasis[:, start + 1 : start + T + 1] = cache.emphasis[:, start : start + 1] + e.cumsum(1)
+            E = cache.emphasis[:, : start + T + 1]
+            h = h * e[..., None]
         if cache is None:
             S = F.pad(h.cumsum(1), (0, 0, 1, 0))  # (B, T+1, N), S_0 = 0
         else:
             cache.sums[:, start + 1 : start + T + 1] = cache.sums[:, start : start + 1] + h.cumsum(1)
             S = cache.sums[:, : start + T + 1]
-        u1 = self.interneurons(S, start)  # (B, T, N)
+        u1 = self.interneurons(S, start, E)  # (B, T, N)
         y1, g1, ms1, ml1 = self.memories[0](u1, cache.memory[0] if cache is not None else None)
         b = torch.sigmoid(self.feed_mix)
         y2, g2, ms2, ml2 = self.memories[1](
@@ -215,6 +244,7 @@ class BabyLLM(Brain):
         tokens: torch.Tensor,
         cache: BabyCache,
         pixel: torch.Tensor | None = None,
+        key_bias: torch.Tensor | None = None,
         need_weights: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor] | tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
         """Run `tokens` (B, t) after the cached positions and advance the cache.
@@ -223,7 +253,7 @@ class BabyLLM(Brain):
         sizes and their mix (K,), the input blend (3,), and each memory layer's gate averaged over
         channels, "gates": [(B, t), (B, t)] (1 = leaning on memory, 0 = on the present input).
         """
-        logits, pixel_pred, gates = self._run(tokens, pixel, cache)
+        logits, pixel_pred, gates = self._run(tokens, pixel, cache, key_bias)
         if not need_weights:
             return logits, pixel_pred
         info = {
@@ -232,5 +262,6 @@ class BabyLLM(Brain):
             "blend": self.blend.softmax(0),
             "gates": [g.mean(-1) for g in gates],
             "decays": torch.stack([m.decays() for m in self.memories]),  # (2 layers, short/long)
+            "emphasis": None if cache.emphasis is None else cache.emphasis.diff(dim=1)[:, : cache.pos],
         }
         return logits, pixel_pred, info

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 import torch
 
@@ -33,6 +34,9 @@ class TokenChoice:
     """Probability of the top choice minus that of the second."""
     top: tuple[tuple[int, float], ...]
     """The five most likely tokens with their probabilities."""
+    attention: Any = None
+    """With insight: the transformer's (layers, heads, positions) weights of the step that chose
+    this token, or the babyllm's windows, gates and emphasis."""
 
 
 def shape_logits(logits: torch.Tensor, s: Sampling, context: Sequence[int]) -> torch.Tensor:
@@ -74,6 +78,25 @@ def describe(logits: torch.Tensor, token: int) -> TokenChoice:
     return TokenChoice(token, float(probs[token]), margin, tuple(zip(ids, values, strict=True)))
 
 
+def _forward_last(
+    model: Brain, context: list[int], bias: list[float], pixel: torch.Tensor | None, cache: Any, insight: bool
+) -> tuple[torch.Tensor, Any]:
+    """Run the context's new tokens (all of them when `cache` is fresh) and return the last logits."""
+    device = model.device
+    new = context[cache.pos :]
+    key_bias = torch.tensor(bias, device=device) if any(bias) else None
+    out = model.step(
+        torch.tensor([new], device=device), cache, pixel, key_bias=key_bias, need_weights=insight
+    )
+    logits = out[0][0, -1]
+    if not insight:
+        return logits, None
+    seen = out[2]
+    if isinstance(seen, list):  # transformer: each layer's (1, nh, t, S) weights; keep the last row
+        return logits, torch.stack([w[0, :, -1] for w in seen])  # (layers, heads, S)
+    return logits, seen
+
+
 @torch.no_grad()
 def generate(
     model: Brain,
@@ -81,8 +104,18 @@ def generate(
     sampling: Sampling,
     pixel: torch.Tensor | None = None,
     stop: Callable[[list[int]], bool] | None = None,
+    emphasis: Sequence[float] | None = None,
+    insight: bool = False,
+    use_cache: bool = True,
 ) -> Iterator[TokenChoice]:
     """Yield up to sampling.max_tokens tokens after `prompt`, one forward step each.
+
+    Args:
+        emphasis: a log-weight per prompt token (0 = none) that generation adds to the attention
+            each position receives (babyllm: to its weight in the windows).
+        insight: attach what the brain looked at to each token (`TokenChoice.attention`).
+        use_cache: False recomputes the whole context for every token (the reference the cache
+            is tested against).
 
     The cache makes a reply's cost linear in its length. When the window fills, the last half
     of the context is run again as a fresh prefill.
@@ -92,23 +125,25 @@ def generate(
     try:
         window = model.config.max_seq_len
         context = list(prompt)[-(window - 1) :] or [1]  # an empty prompt starts from <s>
+        bias = [float(b) for b in (emphasis or [])][-len(context) :] if emphasis else []
+        bias = [0.0] * (len(context) - len(bias)) + bias
         generator = torch.Generator().manual_seed(sampling.seed) if sampling.seed is not None else None
-        device = model.device
         cache = model.new_cache(1)
-        logits = model.step(torch.tensor([context], device=device), cache, pixel)[0][0, -1]
+        logits, seen = _forward_last(model, context, bias, pixel, cache, insight)
         produced: list[int] = []
         for _ in range(sampling.max_tokens):
             token = choose(logits, sampling, context, generator)
-            yield describe(logits, token)
+            choice = describe(logits, token)
+            yield replace(choice, attention=seen) if insight else choice
             produced.append(token)
             context.append(token)
+            bias.append(0.0)
             if stop is not None and stop(produced):
                 return
-            if cache.pos >= window:
-                context = context[-(window // 2) :]
+            if len(context) > window:
+                context, bias = context[-(window // 2) :], bias[-(window // 2) :]
+            if not use_cache or len(context) <= cache.pos:
                 cache = model.new_cache(1)
-                logits = model.step(torch.tensor([context], device=device), cache, pixel)[0][0, -1]
-            else:
-                logits = model.step(torch.tensor([[token]], device=device), cache, pixel)[0][0, -1]
+            logits, seen = _forward_last(model, context, bias, pixel, cache, insight)
     finally:
         model.train(was_training)

@@ -8,7 +8,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from fake_link import FakeLink, until, write_chat, write_logs
 from textual.widgets import DataTable, Input, Select
 
 from babyterm.app import BabytermApp
@@ -23,6 +22,7 @@ from babyterm.widgets.status_bar import StatusBar
 from school.events import ProgressEvent, StateEvent
 from school.options import TrainOptions
 from soul.paths import baby_paths
+from tests.fake_link import FakeLink, until, write_chat, write_logs
 
 SIZE = (120, 36)
 

@@ -8,13 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fake_link import FakeLink, until, write_chat, write_logs
 from textual.pilot import Pilot
 
 from babyterm.app import BabytermApp
 from babyterm.screens.logs import LogsScreen
 from school.options import TrainOptions
 from soul.paths import baby_paths
+from tests.fake_link import FakeLink, until, write_chat, write_logs
 
 
 @pytest.fixture
