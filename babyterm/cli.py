@@ -59,8 +59,13 @@ def build_parser() -> argparse.ArgumentParser:
     chat = sub.add_parser("chat", help="talk to the saved baby (interactive without a prompt)")
     _common(chat)
     chat.add_argument("prompt", nargs="?", default=None)
+    chat.add_argument("--step", type=int, default=None, help="talk to the milestone of this step instead")
     chat.add_argument("--max-tokens", type=int, default=120)
-    chat.add_argument("--temperature", type=float, default=0.8)
+    chat.add_argument("--temperature", type=float, default=0.8, help="0 is greedy and deterministic")
+    chat.add_argument("--top-k", type=int, default=40, help="0 turns it off")
+    chat.add_argument("--top-p", type=float, default=None)
+    chat.add_argument("--repetition-penalty", type=float, default=1.0)
+    chat.add_argument("--emphasis", type=float, default=2.0, help="strength for words marked *like this*")
     chat.add_argument("--seed", type=int, default=None)
 
     logs = sub.add_parser("logs", help="list runs, or print a run's events")
@@ -157,22 +162,35 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_chat(args: argparse.Namespace) -> int:
     from babyterm.printer import clean_text
-    from brain.generate import Sampling, generate
+    from brain.generate import generate
+    from school.emphasis import emphasis_bias, parse_marks
     from school.revive import revive
-    from school.tokenizer import decode, encode
+    from school.speaker import sampling_from
+    from school.tokenizer import decode
     from soul.jsonl import append_jsonl
     from soul.paths import baby_paths
 
     paths = baby_paths(args.baby, args.home)
-    baby = revive(paths)
+    baby = revive(paths, step=args.step)
     for w in baby.warnings:
         print(f"babyterm: {w}", file=sys.stderr)
-    sampling = Sampling(temperature=args.temperature, max_tokens=args.max_tokens, seed=args.seed)
+    sampling = sampling_from(
+        {
+            "temperature": args.temperature,
+            "top_k": args.top_k,
+            "top_p": args.top_p,
+            "seed": args.seed,
+            "repetition_penalty": args.repetition_penalty,
+            "max_tokens": args.max_tokens,
+        }
+    )
 
     def answer(text: str) -> None:
         ids: list[int] = []
         shown = ""
-        for choice in generate(baby.model, encode(baby.tokenizer, text + "\n"), sampling):
+        plain, spans = parse_marks(text)
+        prompt, bias = emphasis_bias(baby.tokenizer, plain + "\n", spans, args.emphasis)
+        for choice in generate(baby.model, prompt, sampling, emphasis=bias):
             ids.append(choice.id)
             whole = decode(baby.tokenizer, ids)
             if whole.startswith(shown):
@@ -183,14 +201,12 @@ def cmd_chat(args: argparse.Namespace) -> int:
                 break
         sys.stdout.write("\n")
         for role, said in (("you", text), ("baby", shown.strip("\n"))):
-            append_jsonl(
-                paths.chat, {"role": role, "text": said, "step": baby.step, "weights": f"step {baby.step}"}
-            )
+            append_jsonl(paths.chat, {"role": role, "text": said, "step": baby.step, "weights": baby.weights})
 
     if args.prompt is not None:
         answer(args.prompt)
         return 0
-    print(f"talking to {paths.name} at step {baby.step} (empty line or Ctrl+D to leave)")
+    print(f"talking to {paths.name}, {baby.weights} (empty line or Ctrl+D to leave)")
     while True:
         try:
             text = input("you> ")

@@ -103,6 +103,24 @@ class Interneurons(nn.Module):
         return out
 
 
+def window_reach(sizes: torch.Tensor, mix: torch.Tensor, emphasis: torch.Tensor) -> torch.Tensor:
+    """How much each of the last S positions weighs in the window mix of the newest one, (S,).
+
+    Position i (counted back from the newest, 0 = newest) is in window k with weight 1 while
+    i < n_k, f_k at i = n_k, and 0 beyond; each window is a mean, so it is normalised by its
+    (emphasis-weighted) count, and the windows are mixed by `mix`. The result sums to 1.
+    """
+    S = emphasis.numel()
+    back = torch.arange(S, dtype=torch.float32)  # distance from the newest position
+    e = emphasis.flip(0).float()
+    out = torch.zeros(S)
+    for w, p in zip(sizes.tolist(), mix.tolist(), strict=True):
+        n, f = int(w), w - int(w)
+        inside = torch.where(back < n, 1.0, torch.where(back == n, f, 0.0)) * e
+        out += p * inside / inside.sum().clamp(min=1e-9)
+    return out.flip(0)
+
+
 def decay_trace(u: torch.Tensor, d: torch.Tensor, m0: torch.Tensor | None) -> torch.Tensor:
     """m_t = d m_{t-1} + (1-d) u_t for all t at once. u: (B, T, N), d: scalar, m0: (B, N) or None."""
     T = u.size(1)

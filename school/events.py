@@ -134,6 +134,24 @@ class ChatEvent(Event):
     tokens: list[dict[str, Any]] = field(default_factory=list)  # per-token insight (issue 4)
 
 
+@dataclass(frozen=True)
+class InsightEvent(Event):
+    """What the brain looked at when it chose one token of a reply (answer to an `attend` command).
+
+    For the transformer, `layers` holds each layer's heads' weights over the context, (L, H, S),
+    and `mean` their average; for babyllm, `windows` holds window sizes, mix, gates and emphasis.
+    """
+
+    kind: ClassVar[str] = "insight"
+    reply_id: str
+    index: int
+    context: list[str]  # the text piece of each position the token could look at
+    mean: list[float]
+    emphasis: list[float]  # the boost (multiplier) each position got; 1 = none
+    layers: list[list[list[float]]] = field(default_factory=list)
+    windows: dict[str, Any] = field(default_factory=dict)
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.kind: cls
     for cls in (
@@ -147,6 +165,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         StateEvent,
         ProgressEvent,
         ChatEvent,
+        InsightEvent,
     )
 }
 

@@ -38,7 +38,10 @@ class TrainOptions:
 
 # Commands the tutor takes, as plain dicts so they cross process boundaries unchanged:
 #   {"cmd": "pause"} {"cmd": "resume"} {"cmd": "save"} {"cmd": "stop"}
-#   {"cmd": "chat", "id": str, "text": str, "max_tokens": int}   -> ChatEvent pieces, the last final
+#   {"cmd": "chat", "id": str, "text": str, "max_tokens": int,   -> ChatEvent pieces, the last final
+#    "temperature"?, "top_k"?, "top_p"?, "repetition_penalty"?, "seed"?,
+#    "emphasis"?: float (strength for *marked* words), "weights"?: "live" | milestone step (int)}
 #   {"cmd": "chat_cancel", "id": str}
 #   {"cmd": "correct", "id": str, "text": str}                   -> the correction becomes training text
-COMMANDS = ("pause", "resume", "save", "stop", "chat", "chat_cancel", "correct")
+#   {"cmd": "attend", "id": str, "index": int}                   -> InsightEvent for that reply token
+COMMANDS = ("pause", "resume", "save", "stop", "chat", "chat_cancel", "correct", "attend")

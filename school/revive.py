@@ -10,6 +10,7 @@ from tokenizers import Tokenizer
 from brain import Brain, build_brain, config_from_dict
 from school.tokenizer import load_tokenizer
 from soul import checkpoint as ckpt
+from soul.milestones import load_milestone
 from soul.paths import BabyPaths, SoulError
 from soul.record import BabyRecord
 
@@ -21,10 +22,15 @@ class Revived:
     model: Brain
     step: int
     warnings: list[str]
+    weights: str
+    """Which weights answer: the newest checkpoint or a milestone."""
 
 
-def revive(paths: BabyPaths, device: torch.device | str = "cpu") -> Revived:
-    """Load the newest valid checkpoint of a baby (a newborn with no checkpoint talks from its init)."""
+def revive(paths: BabyPaths, device: torch.device | str = "cpu", step: int | None = None) -> Revived:
+    """Load the newest valid checkpoint of a baby, or its milestone at `step`.
+
+    A newborn with no checkpoint talks from its initial weights.
+    """
     if not paths.exists():
         raise SoulError(
             f"no baby named {paths.name!r} in {paths.home} (start one: babyterm train --baby {paths.name})"
@@ -34,13 +40,15 @@ def revive(paths: BabyPaths, device: torch.device | str = "cpu") -> Revived:
     if tokenizer.get_vocab_size() != record.vocab_size:
         raise SoulError(f"baby {paths.name!r}: tokenizer.json does not match its brain's vocabulary")
     model = build_brain(config_from_dict(record.brain)).to(device)
+    if step is not None:
+        ckpt.load_model_tensors(model, load_milestone(paths.milestones, step, str(device)))
+        return Revived(record, tokenizer, model.eval(), step, [], f"milestone step {step}")
     found = ckpt.load_latest(paths.checkpoints, device)
     step, warnings = 0, []
     if found is not None:
         ckpt.load_model_tensors(model, found.model)
         step, warnings = found.step, found.warnings
-    model.eval()
-    return Revived(record, tokenizer, model, step, warnings)
+    return Revived(record, tokenizer, model.eval(), step, warnings, f"step {step}")
 
 
 def checkpoint_step(paths: BabyPaths) -> int:

@@ -29,6 +29,10 @@ class Syllabus:
     guess_every: int = 100
     save_every: int = 1000
     save_minutes: float = 3.0
+    milestone_every: int = 10_000
+    """After the landmarks (steps 100, 1k, 10k), a milestone snapshot every this many steps."""
+    milestone_keep: int = 24
+    """At most this many milestones on disk (landmarks and the newest stay)."""
 
     def lr_at(self, step: int) -> float:
         """Linear warmup, then cosine to min_lr, then flat."""

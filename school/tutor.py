@@ -42,6 +42,7 @@ from school.speaker import Speaker
 from soul import checkpoint as ckpt
 from soul import codec
 from soul.jsonl import append_jsonl
+from soul.milestones import is_milestone, save_milestone
 
 Subscriber = Callable[[Event], None]
 ROLLBACK_AFTER = 3  # consecutive non-finite steps before rolling back to the last checkpoint
@@ -286,6 +287,18 @@ class Tutor:
             self._last_save = time.monotonic()
         self._set_state(previous if previous != "saving" else "training")
 
+    def save_milestone(self) -> None:
+        """A snapshot of the weights alone, for talking to an earlier self."""
+        t0 = time.perf_counter()
+        try:
+            path = save_milestone(
+                self.paths.milestones, self.step, ckpt.model_tensors(self.model), self.syllabus.milestone_keep
+            )
+        except Exception as e:
+            self.emit(ErrorEvent(self.step, f"milestone not saved: {e}"))
+        else:
+            self.emit(SaveEvent(self.step, str(path), "milestone", time.perf_counter() - t0))
+
     # -- the loop -------------------------------------------------------------------------------
 
     def run(self, should_continue: Callable[[], bool] | None = None) -> None:
@@ -349,6 +362,8 @@ class Tutor:
                 self.emit(self.evaluate())
             if self.step % syl.guess_every == 0:
                 self.guess()
+            if is_milestone(self.step, syl.milestone_every):
+                self.save_milestone()
             if self.step % syl.save_every == 0 or time.monotonic() - self._last_save > syl.save_minutes * 60:
                 self.save("autosave")
         self.save("stop")
@@ -405,6 +420,8 @@ class Tutor:
             self.speaker.reply(cmd)
         elif name == "correct":
             self.speaker.correct(cmd)
+        elif name == "attend":
+            self.speaker.attend(cmd)
         elif name == "chat_cancel":
             pass  # the reply it meant has already finished
         else:

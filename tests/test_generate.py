@@ -1,0 +1,170 @@
+"""Generation: sampling rules, cache exactness, confidence, attention, emphasis and milestones."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from brain import build_brain, preset_config
+from brain.babyllm import window_reach
+from brain.generate import Sampling, describe, generate, shape_logits
+from school.emphasis import emphasis_bias, parse_marks
+from school.events import ChatEvent, InsightEvent
+from soul import checkpoint as ckpt
+from soul.milestones import LANDMARKS, is_milestone, list_milestones, load_milestone, save_milestone
+from tests.test_tutor import collect, make_tutor
+
+torch.set_num_threads(1)
+BRAINS = {
+    "transformer": dict(dim=32, n_layers=2, n_heads=4, n_kv_heads=2, max_seq_len=24),
+    "babyllm": dict(embed_dim=16, n_neurons=32, max_seq_len=24),
+}
+
+
+def brain(name: str):
+    torch.manual_seed(0)
+    model = build_brain(preset_config(name, "tiny", 97, **BRAINS[name]))
+    with torch.no_grad():  # a newborn is nearly uniform; make its choices decisive
+        for p in model.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    return model
+
+
+def ids(choices) -> list[int]:
+    return [c.id for c in choices]
+
+
+@pytest.mark.parametrize("name", BRAINS)
+def test_cached_equals_uncached_at_temperature_zero(name: str) -> None:
+    model = brain(name)
+    s = Sampling(temperature=0.0, max_tokens=40)  # longer than the window: crosses a re-prefill
+    assert ids(generate(model, [5, 6, 7], s)) == ids(generate(model, [5, 6, 7], s, use_cache=False))
+
+
+def test_temperature_zero_is_greedy_and_takes_the_first_maximum() -> None:
+    logits = torch.tensor([1.0, 3.0, 3.0, 0.5])
+    assert int(torch.argmax(shape_logits(logits, Sampling(temperature=0), []))) == 1
+    model = brain("transformer")
+    first = next(generate(model, [4, 2], Sampling(temperature=0, max_tokens=1)))
+    assert first.id == int(model(torch.tensor([[4, 2]]))[0][0, -1].argmax())
+
+
+def test_top_k_never_picks_outside_the_top_k() -> None:
+    model = brain("transformer")
+    logits = model(torch.tensor([[1, 2, 3]]))[0][0, -1]
+    top3 = set(torch.topk(logits, 3).indices.tolist())
+    for seed in range(60):
+        s = Sampling(temperature=1.5, top_k=3, max_tokens=1, seed=seed)
+        assert next(generate(model, [1, 2, 3], s)).id in top3
+
+
+def test_top_p_keeps_the_smallest_set_reaching_p() -> None:
+    logits = torch.log(torch.tensor([0.5, 0.3, 0.15, 0.05]))
+    kept = shape_logits(logits, Sampling(temperature=1.0, top_k=None, top_p=0.8), []).isfinite()
+    assert kept.tolist() == [True, True, False, False]
+    kept = shape_logits(logits, Sampling(temperature=1.0, top_k=None, top_p=0.81), []).isfinite()
+    assert kept.tolist() == [True, True, True, False]
+
+
+def test_seed_reproduces_and_different_seeds_differ() -> None:
+    model = brain("transformer")
+    run = lambda seed: ids(
+        generate(model, [3], Sampling(temperature=1.2, top_k=None, max_tokens=20, seed=seed))
+    )
+    assert run(7) == run(7)
+    assert len({tuple(run(seed)) for seed in range(5)}) > 1
+
+
+def test_repetition_penalty_discourages_seen_tokens() -> None:
+    logits = torch.tensor([2.0, -1.0, 1.0])
+    shaped = shape_logits(logits, Sampling(temperature=1.0, top_k=None, repetition_penalty=2.0), [0, 1])
+    assert shaped.tolist() == pytest.approx([1.0, -2.0, 1.0])
+
+
+def test_confidence_is_the_softmax_of_the_logits() -> None:
+    logits = torch.randn(97)
+    choice = describe(logits, 11)
+    probs = logits.softmax(-1)
+    assert choice.prob == pytest.approx(float(probs[11]))
+    top = torch.topk(probs, 5)
+    assert [i for i, _ in choice.top] == top.indices.tolist()
+    assert choice.margin == pytest.approx(float(top.values[0] - top.values[1]))
+
+
+def test_attention_rows_sum_to_one_and_emphasis_off_is_bit_identical() -> None:
+    model = brain("transformer")
+    plain = list(generate(model, [5, 6, 7, 8], Sampling(temperature=0, max_tokens=6), insight=True))
+    for c in plain:
+        torch.testing.assert_close(c.attention.sum(-1), torch.ones(c.attention.shape[:-1]))
+    zero = list(
+        generate(model, [5, 6, 7, 8], Sampling(temperature=0, max_tokens=6), emphasis=[0.0] * 4, insight=True)
+    )
+    assert ids(plain) == ids(zero)
+    assert all(torch.equal(a.attention, b.attention) for a, b in zip(plain, zero, strict=True))
+    boosted = list(
+        generate(
+            model, [5, 6, 7, 8], Sampling(temperature=0, max_tokens=1), emphasis=[0, 2.0, 0, 0], insight=True
+        )
+    )
+    assert boosted[0].attention[..., 1].mean() > plain[0].attention[..., 1].mean()
+
+
+def test_babyllm_emphasis_off_is_identical_and_reach_is_a_distribution() -> None:
+    model = brain("babyllm")
+    s = Sampling(temperature=0, max_tokens=10)
+    assert ids(generate(model, [5, 6, 7], s)) == ids(generate(model, [5, 6, 7], s, emphasis=[0.0, 0.0, 0.0]))
+    reach = window_reach(
+        model.window_sizes(), model.interneurons.mix.softmax(0), torch.tensor([1.0, 4.0, 1.0, 1.0])
+    )
+    assert float(reach.sum()) == pytest.approx(1.0)
+    plain = window_reach(model.window_sizes(), model.interneurons.mix.softmax(0), torch.ones(4))
+    assert reach[1] > plain[1]
+
+
+def test_marks_become_emphasis_on_their_tokens(small_library: Path) -> None:
+    text, spans = parse_marks("the *raven* said *never*more")
+    assert text == "the raven said nevermore" and spans == [(4, 9), (15, 20)]
+    tutor = make_tutor(small_library)
+    tutor.prepare()
+    token_ids, bias = emphasis_bias(tutor.librarian.tokenizer, text, spans, 2.0)
+    marked = tutor.librarian.decode([i for i, b in zip(token_ids, bias, strict=True) if b > 0])
+    assert "raven" in marked and "said" not in marked
+    assert max(bias) == pytest.approx(0.6931, abs=1e-4)
+
+
+def test_milestones_landmarks_pruning_and_checksum(tmp_path: Path) -> None:
+    assert [s for s in range(1, 30_001) if is_milestone(s, every=10_000)] == [*LANDMARKS, 20_000, 30_000]
+    tensors = {"w": torch.ones(3)}
+    for step in (100, 1000, 10_000, 20_000, 30_000, 40_000):
+        save_milestone(tmp_path, step, tensors, keep=4)
+    assert list_milestones(tmp_path) == [100, 1000, 10_000, 40_000]
+    (tmp_path / "step-00000100.safetensors").write_bytes(b"garbage")
+    with pytest.raises(Exception, match="damaged"):
+        load_milestone(tmp_path, 100)
+
+
+def test_chat_with_an_earlier_self_uses_its_weights(small_library: Path) -> None:
+    tutor = make_tutor(small_library, milestone_every=50)
+    tutor.options.steps = 110
+    tutor.run()  # milestone at 100
+    events = collect(tutor)
+    snapshot = load_milestone(tutor.paths.milestones, 100)
+    model, label = tutor.speaker.model_for(100)
+    assert label == "milestone step 100"
+    reference = build_brain(tutor.model.config.__class__(**tutor.model.config.__dict__))
+    ckpt.load_model_tensors(reference, snapshot)
+    x = torch.randint(0, 300, (1, 12))
+    assert torch.equal(model(x)[0], reference(x)[0])
+    assert not torch.equal(tutor.model(x)[0], reference(x)[0])  # ten more steps changed the live one
+
+    tutor.handle(
+        {"cmd": "chat", "id": "old", "text": "Hello", "max_tokens": 4, "weights": 100, "temperature": 0}
+    )
+    final = [e for e in events if isinstance(e, ChatEvent) and e.final][-1]
+    assert final.weights == "milestone step 100"
+    tutor.handle({"cmd": "attend", "id": "old", "index": 1})
+    insight = next(e for e in events if isinstance(e, InsightEvent))
+    assert insight.index == 1 and len(insight.mean) == len(insight.context) == len(insight.emphasis)
+    assert sum(insight.mean) == pytest.approx(1.0, abs=1e-4)
