@@ -79,6 +79,16 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("info", help="where the soul lives and who lives there").add_argument(
         "--home", default=None
     )
+
+    export = sub.add_parser("export", help="write the baby for Hugging Face, llama2.c or as safetensors")
+    _common(export)
+    export.add_argument("--format", required=True, choices=("hf", "llama2c", "safetensors"))
+    export.add_argument("--out", default=None, help="an absent or empty folder (default: ./BABY-FORMAT)")
+
+    adopt = sub.add_parser("adopt", help="adopt a llama2.c model.bin or an exported folder as a new baby")
+    adopt.add_argument("path", help="model.bin (tokenizer.bin beside it), or a folder")
+    adopt.add_argument("--baby", default=None, help="the new baby's name (default: from the path)")
+    adopt.add_argument("--home", default=None)
     return parser
 
 
@@ -113,6 +123,10 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_logs(args)
         if args.command == "info":
             return cmd_info(args)
+        if args.command == "export":
+            return cmd_export(args)
+        if args.command == "adopt":
+            return cmd_adopt(args)
         return cmd_app(args)
     except (SoulError, LibraryError) as e:
         print(f"babyterm: {e}", file=sys.stderr)
@@ -279,6 +293,28 @@ def _params(record: Any) -> str:
     with torch.device("meta"):  # counts parameters without allocating them
         n = build_brain(config_from_dict(record.brain)).num_params()
     return f"{n / 1e6:.2f}M"
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from soul.exports import export
+    from soul.paths import baby_paths
+
+    paths = baby_paths(args.baby, args.home)
+    out = Path(args.out) if args.out else Path(f"{paths.name}-{args.format}")
+    files = export(paths, args.format, out)
+    print(f"exported {paths.name} as {args.format} to {out}: {', '.join(f.name for f in files)}")
+    return 0
+
+
+def cmd_adopt(args: argparse.Namespace) -> int:
+    from soul.exports.adopt import adopt
+
+    done = adopt(args.path, args.baby, args.home)
+    print(
+        f"adopted {done.source} ({done.fmt}, {done.params / 1e6:.2f}M params) as {done.paths.name}; "
+        f"talk: babyterm chat --baby {done.paths.name}   teach: babyterm train --baby {done.paths.name}"
+    )
+    return 0
 
 
 if __name__ == "__main__":

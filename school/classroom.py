@@ -89,8 +89,12 @@ def open_classroom(
     brain_overrides: dict[str, Any],
     progress: Callable[[str, float, str], None],
     warn: Callable[[str], None],
+    readonly: bool = False,
 ) -> Classroom:
-    """Load the baby, or give birth to it; raise SoulError/LibraryError (one line) on bad input."""
+    """Load the baby, or give birth to it; raise SoulError/LibraryError (one line) on bad input.
+
+    readonly: open an existing baby without writing (the non-lead ranks of a cohort).
+    """
     paths = baby_paths(options.baby, options.home)
     device = resolve_device(options.device)
     if device.type == "cpu":
@@ -113,8 +117,11 @@ def open_classroom(
                 f"baby {paths.name!r}: tokenizer.json has {librarian.vocab_size} tokens but the brain "
                 f"expects {record.vocab_size}; the soul is inconsistent"
             )
-        record.save(paths)
+        if not readonly:
+            record.save(paths)
     else:
+        if readonly:
+            raise SoulError(f"baby {paths.name!r} does not exist yet (the lead rank should have made it)")
         record, librarian = _give_birth(paths, options, brain_overrides, device, progress, warn)
     syllabus = Syllabus.from_dict({**record.syllabus, **syllabus_overrides})
     return Classroom(paths, record, librarian, syllabus, device)

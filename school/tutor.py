@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from brain import build_brain, config_from_dict
 from school.calligraphist import Calligraphist
 from school.classroom import Classroom, open_classroom
+from school.cohort import join_cohort
 from school.counsellor import Counsellor, RunLog
 from school.events import (
     ChatEvent,
@@ -105,16 +106,27 @@ class Tutor:
         def progress(task: str, done: float, detail: str = "") -> None:
             self.emit(ProgressEvent(self.step, task, done, detail))
 
+        self.cohort = join_cohort(self.options.device)
+        if not self.cohort.lead:
+            self.cohort.barrier()  # the lead gives birth (tokenizer, corpus, config) first
         self.room = open_classroom(
-            self.options, self.syllabus_overrides, self.brain_overrides, progress, self._warn
+            self.options,
+            self.syllabus_overrides,
+            self.brain_overrides,
+            progress,
+            self._warn,
+            readonly=not self.cohort.lead,
         )
+        if self.cohort.lead:
+            self.cohort.barrier()
         room = self.room
         self.syllabus = room.syllabus
         self.paths = room.paths
         self.librarian = room.librarian
         self.model = build_brain(config_from_dict(room.record.brain)).to(room.device)
+        self.learner = self.cohort.wrap(self.model, room.device)  # what the training step runs
         self.optimizer = make_optimizer(self.model, self.syllabus, room.device)
-        self.batch_gen = torch.Generator().manual_seed(self.options.seed)
+        self.batch_gen = torch.Generator().manual_seed(self.options.seed + 1_000_003 * self.cohort.rank)
         self.rng = random.Random(self.options.seed)
         torch.manual_seed(self.options.seed)
         self.metabolism = Metabolism()
@@ -150,7 +162,10 @@ class Tutor:
             self.optimizer.load_state_dict(found.optim)
         s = found.state
         self.step, self.tokens_seen, self.elapsed_s = s["step"], s["tokens_seen"], s["elapsed_s"]
-        self.batch_gen.set_state(codec.bytes_to_tensor(s["rng"]["batch"]))
+        if self.cohort.lead:
+            self.batch_gen.set_state(codec.bytes_to_tensor(s["rng"]["batch"]))
+        else:  # the checkpoint holds the lead's data position; the others take their own shard
+            self.batch_gen.manual_seed(hash((self.options.seed, self.cohort.rank, self.step)) % 2**62)
         torch.set_rng_state(codec.bytes_to_tensor(s["rng"]["torch"]))
         self.rng.setstate(codec.json_to_random_state(s["rng"]["python"]))
         self.metabolism.load_state_dict(s["metabolism"])
@@ -187,7 +202,7 @@ class Tutor:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         with self.counsellor.time("forward"), self.room.autocast():
-            logits, pixel_pred = model(x, self.pixel)
+            logits, pixel_pred = self.learner(x, self.pixel)
             lm_loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten())
             pixel_loss = F.mse_loss(pixel_pred, self.pixel_target.expand_as(pixel_pred))
             loss = lm_loss + syl.pixel_weight * pixel_loss
@@ -268,6 +283,8 @@ class Tutor:
             append_jsonl(self.paths.scribe, said.to_dict())
 
     def save(self, reason: str) -> None:
+        if not self.cohort.lead:
+            return
         previous = self.state
         self._set_state("saving", reason)
         t0 = time.perf_counter()
@@ -289,6 +306,8 @@ class Tutor:
 
     def save_milestone(self) -> None:
         """A snapshot of the weights alone, for talking to an earlier self."""
+        if not self.cohort.lead:
+            return
         t0 = time.perf_counter()
         try:
             path = save_milestone(
@@ -304,6 +323,13 @@ class Tutor:
     def run(self, should_continue: Callable[[], bool] | None = None) -> None:
         """Train until a stop command, the step or time budget, or should_continue() turns False."""
         self.prepare()
+        if not self.cohort.lead:  # the lead alone writes the soul and speaks
+            self.subscribers.clear()
+            try:
+                self._loop(should_continue)
+            finally:
+                self.cohort.leave()
+            return
         log = RunLog(self.paths.logs)
         self.run_id = log.run_id
 
@@ -323,6 +349,7 @@ class Tutor:
             raise
         finally:
             self.subscribers.remove(write_log)
+            self.cohort.leave()
 
     def _loop(self, should_continue: Callable[[], bool] | None) -> None:
         syl, opts = self.syllabus, self.options
@@ -336,6 +363,11 @@ class Tutor:
                 last_check = now
                 if should_continue is not None and not should_continue():
                     self._stopping = True
+            if self.cohort.world > 1:  # every rank stops at the same step, or DDP waits for ever
+                budget_spent = (opts.steps is not None and steps_this_run >= opts.steps) or (
+                    opts.minutes is not None and now - run_start >= opts.minutes * 60
+                )
+                self._stopping = self.cohort.any(self._stopping or budget_spent)
             if self._stopping:
                 break
             if self.state == "paused":
@@ -358,6 +390,8 @@ class Tutor:
                 tps = (self.tokens_seen - last_log_tokens) / max(1e-9, now - last_log_t - paused_for)
                 last_log_t, last_log_tokens, paused_for = now, self.tokens_seen, 0.0
                 self._emit_step(stats, tps)
+            if not self.cohort.lead:
+                continue
             if self.step % syl.eval_every == 0:
                 self.emit(self.evaluate())
             if self.step % syl.guess_every == 0:

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from tokenizers import Tokenizer, models
+from tokenizers import Tokenizer
 
 from brain.transformer import TransformerConfig, rope_tables
 from school.tokenizer import BYTE_PIECES, N_RESERVED, SPACE, SPECIALS, _assemble, check_layout
@@ -35,6 +35,7 @@ from soul.exports.llama import (
     stacked_weights,
     transformer_config,
 )
+from soul.exports.source import Source, into_fresh_folder, revived
 from soul.paths import SoulError
 
 HEADER = ("dim", "hidden_dim", "n_layers", "n_heads", "n_kv_heads", "vocab_size", "seq_len")
@@ -217,7 +218,7 @@ def tokenizer_from_bin(pieces: list[bytes], scores: list[float]) -> Tokenizer:
             raise SoulError(f"tokenizer piece {i} is not UTF-8 text ({p[:20]!r})") from None
         names.append(text if i < N_RESERVED else text.replace(" ", SPACE))
     if names[:N_RESERVED] != [*SPECIALS, *BYTE_PIECES]:
-        wrong = next(i for i, (a, b) in enumerate(zip(names, SPECIALS + BYTE_PIECES)) if a != b)
+        wrong = next(i for i, want in enumerate(SPECIALS + BYTE_PIECES) if names[i] != want)
         raise SoulError(
             f"tokenizer piece {wrong} is {names[wrong]!r}, expected {(SPECIALS + BYTE_PIECES)[wrong]!r}: "
             "babyterm needs <unk>, <s>, </s> and the 256 byte pieces first"
@@ -233,7 +234,8 @@ def tokenizer_from_bin(pieces: list[bytes], scores: list[float]) -> Tokenizer:
         name = names[i]
         if scores[i] <= NEVER_MERGED or len(name) < 2:
             continue
-        merges += [(name[:k], name[k:]) for k in range(1, len(name)) if name[:k] in vocab and name[k:] in vocab]
+        cuts = [(name[:k], name[k:]) for k in range(1, len(name))]
+        merges += [(a, b) for a, b in cuts if a in vocab and b in vocab]
     tok = _assemble(vocab, merges)
     check_layout(tok)
     return tok
@@ -242,11 +244,26 @@ def tokenizer_from_bin(pieces: list[bytes], scores: list[float]) -> Tokenizer:
 # -- the export ---------------------------------------------------------------------------------
 
 
-def export_llama2c(model: torch.nn.Module, tok: Tokenizer, out_dir: Path) -> list[Path]:
-    """Write `model.bin` and `tokenizer.bin` for llama2.c's run.c into `out_dir`; returns the files."""
+def export_llama2c(source: Source, out_dir: Path) -> list[Path]:
+    """Export a transformer baby as llama2.c's `model.bin` + `tokenizer.bin` in `out_dir` (absent or empty).
+
+    Returns the files written; SoulError (one line) for the babyllm brain, a config run.c cannot
+    reproduce (it hard-codes RMSNorm eps 1e-5 and RoPE base 10000) or a non-empty `out_dir`.
+    """
+    baby = revived(source)
+    model = require_transformer(baby.model, "llama2c")
+    cfg = model.config
+    if cfg.norm_eps != 1e-5 or cfg.rope_base != 10000.0:
+        raise SoulError(
+            f"run.c fixes norm eps 1e-5 and RoPE base 10000; this baby has {cfg.norm_eps} and "
+            f"{cfg.rope_base} (use --format hf)"
+        )
+    return into_fresh_folder(out_dir, lambda folder: write_llama2c(model, baby.tokenizer, folder))
+
+
+def write_llama2c(model: torch.nn.Module, tok: Tokenizer, out_dir: Path) -> None:
+    """Write `model.bin` and `tokenizer.bin` for run.c into the folder `out_dir`."""
     model = require_transformer(model, "llama2c")
     out_dir = Path(out_dir)
     write_model_bin(out_dir / "model.bin", model.config, stacked_weights(model))
-    pieces, scores = tokenizer_bin_pieces(tok)
-    write_tokenizer_bin(out_dir / "tokenizer.bin", pieces, scores)
-    return [out_dir / "model.bin", out_dir / "tokenizer.bin"]
+    write_tokenizer_bin(out_dir / "tokenizer.bin", *tokenizer_bin_pieces(tok))

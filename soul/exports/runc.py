@@ -6,6 +6,7 @@ export that reads back identically and generates identically here is what run.c 
 
 from __future__ import annotations
 
+import itertools
 import re
 from typing import Any
 
@@ -81,7 +82,7 @@ def runc_decode_piece(prev: int, token: int, pieces: list[bytes]) -> bytes:
 
 def runc_text(ids: list[int], pieces: list[bytes]) -> bytes:
     """Everything run.c prints for a run whose tokens were `ids` (BOS first), without the final "\\n"."""
-    return b"".join(runc_decode_piece(a, b, pieces) for a, b in zip(ids, ids[1:], strict=False))
+    return b"".join(runc_decode_piece(a, b, pieces) for a, b in itertools.pairwise(ids))
 
 
 class RunState:

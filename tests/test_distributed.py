@@ -1,0 +1,89 @@
+"""Training under torchrun: two CPU ranks (gloo) learn one baby; rank 0 alone writes the soul."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+from soul.checkpoint import load_latest
+from soul.jsonl import read_jsonl
+
+ROOT = Path(__file__).resolve().parents[1]
+
+RANK_SCRIPT = textwrap.dedent(
+    """
+    import hashlib, json, os, sys
+    sys.path.insert(0, {root!r})
+    import torch
+    from tests.test_tutor import make_tutor
+
+    tutor = make_tutor(__import__("pathlib").Path({library!r}), log_every=5, save_every=10)
+    tutor.options.home = {home!r}
+    tutor.options.steps = {steps}
+    tutor.run()
+    digest = hashlib.sha256(b"".join(p.detach().numpy().tobytes() for p in tutor.model.parameters()))
+    out = {{"rank": int(os.environ["RANK"]), "step": tutor.step, "sha": digest.hexdigest()}}
+    with open(os.path.join({out!r}, f"rank{{out['rank']}}.json"), "w") as f:
+        json.dump(out, f)
+    """
+)
+
+
+def torchrun(tmp_path: Path, library: Path, home: Path, steps: int) -> list[dict]:
+    out = tmp_path / f"out-{steps}"
+    out.mkdir()
+    script = tmp_path / f"rank-{steps}.py"
+    script.write_text(
+        RANK_SCRIPT.format(root=str(ROOT), library=str(library), home=str(home), steps=steps, out=str(out))
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script)],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env={**__import__("os").environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return [json.loads((out / f"rank{r}.json").read_text()) for r in (0, 1)]
+
+
+@pytest.mark.slow
+def test_two_ranks_train_one_baby_and_resume(tmp_path: Path, small_library: Path) -> None:
+    home = tmp_path / "home"
+    ranks = torchrun(tmp_path, small_library, home, steps=30)
+    assert [r["step"] for r in ranks] == [30, 30]
+    assert ranks[0]["sha"] == ranks[1]["sha"]  # DDP kept the ranks identical
+
+    paths = home / "babies" / "baby"
+    assert load_latest(paths / "checkpoints").step == 30
+    logs = list(paths.glob("logs/*.jsonl"))
+    assert len(logs) == 1  # rank 0 alone writes the log
+    losses = [r["loss"] for r in read_jsonl(logs[0]) if r["kind"] == "step"]
+    assert losses[-1] < losses[0]
+
+    again = torchrun(tmp_path, small_library, home, steps=6)
+    assert [r["step"] for r in again] == [36, 36] and again[0]["sha"] == again[1]["sha"]
+    assert load_latest(paths / "checkpoints").step == 36
+
+
+def test_checkpoint_holds_what_rank_zero_holds(tmp_path: Path, small_library: Path) -> None:
+    """The saved weights hash to what both ranks held at the end."""
+    home = tmp_path / "home"
+    ranks = torchrun(tmp_path, small_library, home, steps=10)
+    found = load_latest(home / "babies" / "baby" / "checkpoints")
+    from tests.test_tutor import make_tutor
+
+    tutor = make_tutor(small_library)
+    tutor.options.home = str(home)
+    tutor.prepare()  # resumes from the checkpoint rank 0 wrote
+    digest = hashlib.sha256(b"".join(p.detach().numpy().tobytes() for p in tutor.model.parameters()))
+    assert tutor.step == found.step == 10
+    assert digest.hexdigest() == ranks[0]["sha"] == ranks[1]["sha"]
+    assert torch.isfinite(next(tutor.model.parameters())).all()
