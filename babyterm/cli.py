@@ -68,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--emphasis", type=float, default=2.0, help="strength for words marked *like this*")
     chat.add_argument("--seed", type=int, default=None)
 
+    watch = sub.add_parser("watch", help="the app, following a baby that trains elsewhere (no training here)")
+    _common(watch)
+
     logs = sub.add_parser("logs", help="list runs, or print a run's events")
     _common(logs)
     logs.add_argument("--run", default=None, help="a run id, or 'latest'")
@@ -121,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_chat(args)
         if args.command == "logs":
             return cmd_logs(args)
+        if args.command == "watch":
+            return cmd_app(args, watch=True)
         if args.command == "info":
             return cmd_info(args)
         if args.command == "export":
@@ -136,18 +141,20 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-def cmd_app(args: argparse.Namespace) -> int:
+def cmd_app(args: argparse.Namespace, watch: bool = False) -> int:
     from babyterm.app import BabytermApp
-    from babyterm.link import prepare_multiprocessing
+    from babyterm.link import ProcessLink, prepare_multiprocessing
     from soul.paths import baby_paths, check_home_writable
 
     options = _options(args)
     paths = baby_paths(options.baby, options.home)
+    if watch and not paths.exists():
+        raise SoulError(f"no baby named {paths.name!r} in {paths.home} to watch")
     check_home_writable(paths.home)
     if options.library is not None and not Path(options.library).exists():
         raise SoulError(f"library not found: {options.library}")
     prepare_multiprocessing()
-    BabytermApp(options).run()
+    BabytermApp(options, link_factory=lambda: ProcessLink(options, watch=watch)).run()
     return 0
 
 

@@ -41,11 +41,15 @@ def prepare_multiprocessing() -> None:
 
 
 class ProcessLink:
-    """Runs the tutor in a spawned process (babyterm.trainer_process) and talks to it by queues."""
+    """Runs the tutor in a spawned process (babyterm.trainer_process) and talks to it by queues.
 
-    def __init__(self, options: TrainOptions) -> None:
+    With watch=True the process runs an observer instead: it follows a baby that trains elsewhere.
+    """
+
+    def __init__(self, options: TrainOptions, watch: bool = False) -> None:
         prepare_multiprocessing()
         self.options = options
+        self.watch = watch
         self._commands = _CONTEXT.Queue()
         self._events = _CONTEXT.Queue()
         self._process: Any = None
@@ -56,7 +60,9 @@ class ProcessLink:
 
         self._reported_exit = False
         self._process = _CONTEXT.Process(
-            target=trainer_main, args=(self.options.to_dict(), self._commands, self._events), daemon=True
+            target=trainer_main,
+            args=(self.options.to_dict(), self._commands, self._events, self.watch),
+            daemon=True,
         )
         self._process.start()
 

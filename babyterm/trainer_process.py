@@ -13,8 +13,11 @@ from school.options import TrainOptions
 from soul.paths import SoulError, baby_paths
 
 
-def trainer_main(options_dict: dict[str, Any], commands: Any, events: Any) -> None:
-    """Entry point of the spawned process. Exits when told to stop or when the app is gone."""
+def trainer_main(options_dict: dict[str, Any], commands: Any, events: Any, watch: bool = False) -> None:
+    """Entry point of the spawned process. Exits when told to stop or when the app is gone.
+
+    watch: follow a baby that trains elsewhere (school.observer) instead of training it.
+    """
     options = TrainOptions.from_dict(options_dict)
     parent = mp.parent_process()
 
@@ -29,7 +32,10 @@ def trainer_main(options_dict: dict[str, Any], commands: Any, events: Any) -> No
         paths.logs.mkdir(parents=True, exist_ok=True)
         out = open(paths.trainer_log, "a", buffering=1, encoding="utf-8")  # noqa: SIM115 (lives as long as the process)
         sys.stdout = sys.stderr = out
-        from school.tutor import Tutor
+        if watch:
+            from school.observer import Observer as Tutor
+        else:
+            from school.tutor import Tutor
 
         tutor = Tutor(options, commands=commands)
         tutor.subscribe(put)

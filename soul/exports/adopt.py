@@ -63,7 +63,7 @@ def adopt(path: str | Path, baby: str | None = None, home: str | Path | None = N
     model, tok = load_model(fmt, source)
     if tok.get_vocab_size() != model.config.vocab_size:
         raise SoulError(
-            f"{source}: the tokenizer has {tok.get_vocab_size()} tokens but the model {model.config.vocab_size}"
+            f"{source}: the tokenizer has {tok.get_vocab_size()} tokens, the model {model.config.vocab_size}"
         )
     check_home_writable(paths.home)
     params = model.num_params()
