@@ -163,11 +163,22 @@ class BabytermApp(App[None]):
         if self.send({"cmd": "save"}):
             self.notify("saving…", title="save")
 
-    async def action_focus_chat(self) -> None:
-        """From any screen: back to the main one, into the chat input."""
+    async def to_main_screen(self) -> None:
         while self.screen is not self.main_screen and len(self.screen_stack) > 1:
             await self.pop_screen()
+
+    async def action_focus_chat(self) -> None:
+        """From any screen: back to the main one, into the chat input."""
+        await self.to_main_screen()
         self.main_screen.action_focus_chat()
+
+    async def action_confidence(self) -> None:
+        await self.to_main_screen()
+        self.main_screen.action_confidence()
+
+    async def action_inspect(self) -> None:
+        await self.to_main_screen()
+        self.main_screen.action_inspect()
 
     def action_logs(self) -> None:
         if not isinstance(self.screen, LogsScreen):
@@ -232,6 +243,12 @@ class BabytermApp(App[None]):
         )
         yield SystemCommand("Save now", "Save a checkpoint of the baby now", self.action_save)
         yield SystemCommand("Chat", "Talk to the baby (focus the chat input)", self.action_focus_chat)
+        yield SystemCommand(
+            "Confidence colours", "Colour replies by the baby's confidence (k)", self.action_confidence
+        )
+        yield SystemCommand(
+            "Inspect a reply", "Each token's alternatives and what it looked at (i)", self.action_inspect
+        )
         yield SystemCommand("Logs", "Browse the logs of every run of every baby", self.action_logs)
         yield SystemCommand("Help", "Every key, and the chat commands", self.action_help)
         yield SystemCommand(

@@ -14,7 +14,7 @@ import hashlib
 import json
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,142 +24,25 @@ import torch
 from tokenizers import Tokenizer
 
 from school import tokenizer as T
+from school.library import Document, Library, LibraryError
 from soul.atomic import append_line, write_atomic, write_json_atomic, write_text_atomic
 from soul.paths import BabyPaths
 
 Progress = Callable[[str, float, str], None]  # (task, fraction done, detail)
 Log = Callable[[str], None]
 
+__all__ = ["Document", "Librarian", "Library", "LibraryError", "Manifest"]
+
 CACHE_VERSION = 1
 CHUNK = 1024  # tokens per split chunk, less on corpora too small for two validation chunks
-PIECE_CHARS = 1 << 18  # long documents are encoded in pieces of about this many characters
-BATCH_CHARS = 1 << 21  # characters per encode_batch call (one progress report each)
+# Long documents are encoded in pieces of about PIECE_CHARS characters, BATCH_CHARS per
+# encode_batch call (one progress report each). BPE without a pre-tokenizer works on a whole piece
+# at once: 16K-character pieces encode 2.5x as fast as 256K ones, and a 512K batch peaks at
+# ~70 MB where a 2M one took ~180 MB (the library's own blocks add a few MB).
+PIECE_CHARS = 1 << 14
+BATCH_CHARS = 1 << 19
+DEAL_TOKENS = 1 << 20  # tokens read at a time when dealing the stream out to train and val
 TRAIN_CHARS = 32 << 20  # the tokenizer learns from at most this much text, sampled across documents
-SNIFF_BYTES = 8192
-
-
-class LibraryError(Exception):
-    """A user-facing problem with the library: printed as one line, never as a traceback."""
-
-
-@dataclass(frozen=True)
-class Document:
-    name: str
-    text: str
-
-
-def _read_text(path: Path) -> tuple[str | None, str]:
-    """(text, "") for a UTF-8 text file, else (None, why it was skipped)."""
-    try:
-        data = path.read_bytes()
-    except OSError as e:
-        return None, f"unreadable ({e.strerror or e})"
-    if b"\0" in data[:SNIFF_BYTES]:
-        return None, "binary (NUL bytes)"
-    try:
-        text = data.decode("utf-8-sig").replace("\r\n", "\n")  # one newline however it was saved
-    except UnicodeDecodeError as e:
-        return None, f"not UTF-8 (bad byte at {e.start})"
-    return (text, "") if text.strip() else (None, "no text")
-
-
-def _walk(root: Path, log: Log) -> list[Path]:
-    """Files under `root`, hidden ones left out; symlinked folders are read once, so no loops."""
-    found: list[Path] = []
-    seen: set[Path] = set()
-
-    def visit(folder: Path) -> None:
-        real = folder.resolve()
-        if real in seen:
-            log(f"skipped {folder.relative_to(root)}: folder already read (symlink)")
-            return
-        seen.add(real)
-        try:
-            entries = sorted(folder.iterdir())
-        except OSError as e:
-            log(f"skipped {folder.relative_to(root)}: unreadable ({e.strerror or e})")
-            return
-        for p in entries:
-            if p.name.startswith("."):
-                log(f"skipped {p.relative_to(root)}: hidden")
-            elif p.is_dir():
-                visit(p)
-            elif p.is_file():
-                found.append(p)
-
-    visit(root)
-    return sorted(found, key=lambda p: p.relative_to(root).as_posix())
-
-
-class Library:
-    """The user's texts (a file, a folder read recursively, or Python's built-in docs) and a fingerprint."""
-
-    def __init__(self, label: str) -> None:
-        self.label = label
-        self._files: list[tuple[str, Path]] = []
-        self._topics: dict[str, str] = {}
-        self._digest = hashlib.sha256()
-        self.n_bytes = self.n_chars = self.n_documents = 0
-
-    def _count(self, name: str, text: str) -> None:
-        data = text.encode("utf-8")
-        for part in (name.encode("utf-8"), data):  # length-prefixed, so no two libraries collide
-            self._digest.update(len(part).to_bytes(8, "little") + part)
-        self.n_bytes += len(data)
-        self.n_chars += len(text)
-        self.n_documents += 1
-
-    @property
-    def fingerprint(self) -> str:
-        """sha256 over every document's name and text."""
-        return self._digest.hexdigest()
-
-    @classmethod
-    def open(cls, library: str | Path | None, log: Log | None = None) -> Library:
-        """Check what a library holds; files that are not UTF-8 text are skipped with a logged reason."""
-        log = log or (lambda message: None)
-        if library is None:
-            try:
-                from pydoc_data.topics import topics
-            except ImportError:
-                raise LibraryError("this Python has no built-in docs (pydoc_data): name a library") from None
-            lib = cls("Python's built-in docs")
-            lib._topics = {k: topics[k] for k in sorted(topics) if topics[k].strip()}
-            for name, text in lib._topics.items():
-                lib._count(name, text)
-            return lib
-        root = Path(library).expanduser()
-        if not root.exists():
-            raise LibraryError(f"library not found: {root}")
-        paths = _walk(root, log) if root.is_dir() else [root]
-        if not paths:
-            raise LibraryError(f"library {root} has no files")
-        lib = cls(str(root))
-        for p in paths:
-            name = p.relative_to(root).as_posix() if p != root else p.name
-            text, why = _read_text(p)
-            if text is None:
-                log(f"skipped {name}: {why}")
-            else:
-                lib._files.append((name, p))
-                lib._count(name, text)
-        if not lib._files:
-            raise LibraryError(f"library {root} has no readable text (UTF-8 text files)")
-        return lib
-
-    def documents(self) -> Iterator[Document]:
-        """Every document, in a fixed order; files are read again, so memory holds one at a time."""
-        yield from (Document(k, v) for k, v in self._topics.items())
-        for name, path in self._files:
-            text, _ = _read_text(path)
-            if text is not None:  # a file changed into something unreadable since open(): skip it
-                yield Document(name, text)
-
-    def sample_texts(self, limit: int) -> Iterator[str]:
-        """At most about `limit` characters, as the same share of the start of every document."""
-        share = min(1.0, limit / max(1, self.n_chars))
-        for doc in self.documents():
-            yield doc.text if share == 1.0 else doc.text[: math.ceil(len(doc.text) * share)]
 
 
 @dataclass
@@ -215,25 +98,32 @@ def _encode_stream(lib: Library, tok: Tokenizer, dtype: np.dtype, out: Path, pro
         pending = 0
 
     with open(out, "wb") as f:
-        for doc in lib.documents():
-            pieces = list(T.split_pieces(doc.text, PIECE_CHARS))
-            for i, piece in enumerate(pieces):
-                # the first piece's leading space is the dummy prefix: `body` prepends none
-                texts.append(" " + piece if i == 0 else piece)
-                ends.append((i == 0, i == len(pieces) - 1))
-                done += len(piece)
-                pending += len(piece)
-                if pending >= BATCH_CHARS:
-                    flush(f)
+        for piece, first, last in lib.stream(PIECE_CHARS):
+            # a first piece's leading space is the dummy prefix: `body` prepends none
+            texts.append(" " + piece if first else piece)
+            ends.append((first, last))
+            done += len(piece)
+            pending += len(piece)
+            if pending >= BATCH_CHARS:
+                flush(f)
         if texts:
             flush(f)
     return total
 
 
-def _write_chunks(tmp: Path, data: np.ndarray, chunk: int, idx: np.ndarray) -> None:
-    with open(tmp, "wb") as f:
-        for i in idx:
-            f.write(np.ascontiguousarray(data[i * chunk : (i + 1) * chunk]).tobytes())
+def _deal(stream: Path, dtype: np.dtype, chunk: int, val_every: int, want_val: bool, out: Path) -> None:
+    """Copy one side's chunks (train or val) out of the token stream, whole periods at a time.
+
+    Plain reads rather than a memmap: mapped pages of a large stream would count as the process's
+    memory (RSS) until the kernel chose to drop them.
+    """
+    period = chunk * val_every
+    group = period * max(1, DEAL_TOKENS // period)  # whole periods, so chunk i of a group is i overall
+    with open(stream, "rb") as src, open(out, "wb") as f:
+        while len(block := np.fromfile(src, dtype, count=group)):
+            n = math.ceil(len(block) / chunk)
+            keep = np.flatnonzero((np.arange(n) % val_every == val_every - 1) == want_val)
+            f.write(b"".join(block[i * chunk : (i + 1) * chunk].tobytes() for i in keep))
 
 
 def _windows(data: np.ndarray, starts: np.ndarray, n: int) -> np.ndarray:
@@ -314,6 +204,7 @@ class Librarian:
 
     def add_text(self, text: str, source: str) -> None:
         """Learn from `text` too (a scribe line, a chat correction); kept in extra.jsonl for life."""
+        text = T.scrub(text)  # a lone surrogate could not be written to extra.jsonl
         if not text.strip():
             return
         line = json.dumps({"time": time.time(), "source": source, "text": text}, ensure_ascii=False)
@@ -425,11 +316,10 @@ def _encode(
             lib.n_bytes,
         )
         if m.val_tokens and m.train_tokens:
-            data = np.memmap(stream, dtype, "r", shape=(total,))
             for name, want in (("train.bin", False), ("val.bin", True)):
-                idx = np.flatnonzero(is_val == want)
-                write_atomic(paths.corpus / name, lambda tmp, idx=idx: _write_chunks(tmp, data, chunk, idx))
-            del data
+                write_atomic(
+                    paths.corpus / name, lambda tmp, w=want: _deal(stream, dtype, chunk, val_every, w, tmp)
+                )
     finally:
         stream.unlink(missing_ok=True)
     progress("encoding", 1.0, f"{total:,} tokens in {time.perf_counter() - t0:.1f}s")

@@ -13,6 +13,7 @@ normalizer cannot tell from a space and decodes as " ".
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
@@ -28,6 +29,7 @@ BYTE_PIECES = tuple(f"<0x{b:02X}>" for b in range(256))
 N_RESERVED = len(SPECIALS) + len(BYTE_PIECES)  # 259: the first learned piece's id
 MIN_VOCAB = N_RESERVED + 8
 SPACE = "▁"
+_SURROGATES = re.compile("[\ud800-\udfff]")
 
 # Training only: cut the normalized text into "words" = a run of ▁ then non-▁ characters, so no
 # piece ever holds a ▁ after another character. That keeps merges from crossing word starts (which
@@ -50,7 +52,7 @@ def _decoder(strip_first_space: bool = True) -> decoders.Decoder:
 _CONTINUATION_DECODER = _decoder(strip_first_space=False)
 
 
-def _assemble(vocab: dict[str, int], merges: list[tuple[str, str]]) -> Tokenizer:
+def assemble(vocab: dict[str, int], merges: list[tuple[str, str]]) -> Tokenizer:
     tok = Tokenizer(models.BPE(vocab, merges, unk_token="<unk>", byte_fallback=True, fuse_unk=True))
     tok.normalizer = _normalizer()
     tok.pre_tokenizer = None
@@ -80,7 +82,7 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int = 4200) -> Tokenizer:
     scratch.train_from_iterator(texts, trainer)
     model = json.loads(scratch.to_str())["model"]
     trained = sorted(model["vocab"].items(), key=lambda kv: kv[1])
-    return _assemble(*_renumber([p for p, i in trained if i >= len(SPECIALS)], model["merges"]))
+    return assemble(*_renumber([p for p, i in trained if i >= len(SPECIALS)], model["merges"]))
 
 
 def _renumber(pieces: list[str], merges: list[list[str]]) -> tuple[dict[str, int], list[tuple[str, str]]]:
@@ -136,9 +138,14 @@ def load_tokenizer(path: Path) -> Tokenizer:
     return tok
 
 
+def scrub(text: str) -> str:
+    """`text` with each lone surrogate (an undecodable byte from a terminal) as U+FFFD: valid UTF-8."""
+    return _SURROGATES.sub("\ufffd", text)
+
+
 def encode(tok: Tokenizer, text: str) -> list[int]:
-    """Ids of `text` with the dummy-prefix ▁ but no BOS/EOS."""
-    return tok.encode(text, add_special_tokens=False).ids
+    """Ids of `text` with the dummy-prefix ▁ but no BOS/EOS (lone surrogates encode as U+FFFD)."""
+    return tok.encode(scrub(text), add_special_tokens=False).ids
 
 
 def decode(tok: Tokenizer, ids: Sequence[int], *, continuation: bool = False) -> str:

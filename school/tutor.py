@@ -161,17 +161,22 @@ class Tutor:
         if found.optim:
             self.optimizer.load_state_dict(found.optim)
         s = found.state
-        self.step, self.tokens_seen, self.elapsed_s = s["step"], s["tokens_seen"], s["elapsed_s"]
-        if self.cohort.lead:
-            self.batch_gen.set_state(codec.bytes_to_tensor(s["rng"]["batch"]))
-        else:  # the checkpoint holds the lead's data position; the others take their own shard
+        self.step = int(s.get("step", found.step))
+        self.tokens_seen, self.elapsed_s = int(s.get("tokens_seen", 0)), float(s.get("elapsed_s", 0.0))
+        rng = s.get("rng", {})  # an adopted baby (or an older soul) may lack some of this: start fresh there
+        if self.cohort.lead and "batch" in rng:
+            self.batch_gen.set_state(codec.bytes_to_tensor(rng["batch"]))
+        elif not self.cohort.lead:  # the checkpoint holds the lead's data position; the others take their own
             self.batch_gen.manual_seed(hash((self.options.seed, self.cohort.rank, self.step)) % 2**62)
-        torch.set_rng_state(codec.bytes_to_tensor(s["rng"]["torch"]))
-        self.rng.setstate(codec.json_to_random_state(s["rng"]["python"]))
-        self.metabolism.load_state_dict(s["metabolism"])
-        self.pixel = torch.tensor(s["pixel"], device=self.room.device)
-        self.pixel_target = torch.tensor(s["pixel_target"], device=self.room.device)
-        self.lr_scale = s.get("lr_scale", 1.0)
+        if "torch" in rng:
+            torch.set_rng_state(codec.bytes_to_tensor(rng["torch"]))
+        if "python" in rng:
+            self.rng.setstate(codec.json_to_random_state(rng["python"]))
+        self.metabolism.load_state_dict(s.get("metabolism", {}))
+        if "pixel" in s:
+            self.pixel = torch.tensor(s["pixel"], device=self.room.device)
+            self.pixel_target = torch.tensor(s["pixel_target"], device=self.room.device)
+        self.lr_scale = float(s.get("lr_scale", 1.0))
 
     def trainer_state(self) -> dict[str, Any]:
         """Everything besides tensors that an exact resume needs (JSON)."""

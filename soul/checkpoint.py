@@ -17,6 +17,7 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -308,8 +309,36 @@ def _read(path: Path, step: int, device: str) -> Checkpoint:
     return Checkpoint(step=step, path=path, model=model, optim=optim, state=state)
 
 
-def load_latest(ckpt_dir: Path, device: str | torch.device = "cpu") -> Checkpoint | None:
+def tensor_shapes(model: nn.Module) -> dict[str, tuple[int, ...]]:
+    """What `load_model_tensors` will accept for `model`: name -> shape (pass as `load_latest(expect=)`)."""
+    return {name: tuple(t.shape) for name, t in model_tensors(model).items()}
+
+
+def _misfit(tensors: dict[str, torch.Tensor], expect: Mapping[str, tuple[int, ...]]) -> str | None:
+    """Why `tensors` do not fit a brain with these shapes, or None when they do."""
+    for name, shape in expect.items():
+        if name not in tensors:
+            return f"does not fit this brain: lacks tensor {name}"
+        if tuple(tensors[name].shape) != tuple(shape):
+            got = tuple(tensors[name].shape)
+            return f"does not fit this brain: tensor {name} has shape {got}, the brain's is {tuple(shape)}"
+    extra = sorted(set(tensors) - set(expect))
+    return f"does not fit this brain: has tensor {extra[0]}, which it lacks" if extra else None
+
+
+def load_latest(
+    ckpt_dir: Path,
+    device: str | torch.device = "cpu",
+    expect: Mapping[str, tuple[int, ...]] | None = None,
+    validate: Callable[[Checkpoint], None] | None = None,
+) -> Checkpoint | None:
     """The newest valid checkpoint, with a warning for each newer damaged one skipped.
+
+    Args:
+        expect: the brain's tensor shapes (`tensor_shapes(model)`); a checkpoint whose weights
+            do not fit them counts as damaged, so an older one that fits is used instead.
+        validate: a further check of a loaded checkpoint (its state, say); raising SoulError,
+            ValueError, KeyError or TypeError makes it count as damaged too.
 
     Returns None when there is no checkpoint at all; raises SoulError when there are some but
     none is usable.
@@ -319,13 +348,21 @@ def load_latest(ckpt_dir: Path, device: str | torch.device = "cpu") -> Checkpoin
     for step, path in reversed(list_checkpoints(ckpt_dir)):
         try:
             ckpt = _read(path, step, str(device))
+            why = _misfit(ckpt.model, expect) if expect is not None else None
+            if why is None and validate is not None:
+                validate(ckpt)
         except _Damaged as e:
             damaged.append((path.name, str(e)))
-        except (ValueError, KeyError, IndexError, TypeError, SafetensorError) as e:  # checksums fine, yet bad
+            continue
+        except (SoulError, ValueError, KeyError, IndexError, TypeError, SafetensorError) as e:
+            # checksums fine, yet unusable
             damaged.append((path.name, f"unreadable: {(str(e) or type(e).__name__).splitlines()[0]}"))
-        else:
-            ckpt.warnings = [f"checkpoint {n} is damaged ({r}); using {path.name}" for n, r in damaged]
-            return ckpt
+            continue
+        if why is not None:
+            damaged.append((path.name, why))
+            continue
+        ckpt.warnings = [f"checkpoint {n} is damaged ({r}); using {path.name}" for n, r in damaged]
+        return ckpt
     if not damaged:
         return None
     listed = "; ".join(f"{n}: {r}" for n, r in damaged)

@@ -1,4 +1,5 @@
-"""A scripted trainer for app tests: records commands, emits fixed events, honours pause, streams chat."""
+"""A scripted trainer for app tests: records commands, emits fixed events, honours pause, streams chat
+(with per-token insight, answering `attend`, and talking as a milestone when asked)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from school.events import (
     StepEvent,
 )
 from soul.paths import BabyPaths
+from tests.fake_insight import insight, reply_tokens
 
 HELLO = json.dumps(
     {
@@ -74,9 +76,12 @@ def step_events(step: int) -> list[Event]:
 class FakeLink:
     """A `TrainerLink` whose trainer lives in the test: one logged step per poll unless paused."""
 
-    def __init__(self, *, auto: bool = True, reply: tuple[str, ...] = REPLY) -> None:
+    def __init__(
+        self, *, auto: bool = True, reply: tuple[str, ...] = REPLY, brain: str = "transformer"
+    ) -> None:
         self.auto = auto
         self.reply = reply
+        self.brain = brain
         self.sent: list[dict[str, Any]] = []
         self.started = 0
         self.stopped = False
@@ -86,6 +91,8 @@ class FakeLink:
         self.queue: deque[Event] = deque()
         self.chats: dict[str, list[str]] = {}  # reply id -> pieces still to stream
         self.said: dict[str, str] = {}  # reply id -> text streamed so far
+        self.asked: dict[str, dict[str, Any]] = {}  # reply id -> its chat command
+        self.pieces: dict[str, list[str]] = {}  # reply id -> pieces streamed so far
 
     # -- the test drives ------------------------------------------------------------------------
 
@@ -110,7 +117,7 @@ class FakeLink:
     def start(self) -> None:
         self.started += 1
         self.alive = True
-        self.queue.append(StateEvent(self.step, "training", HELLO))
+        self.queue.append(StateEvent(self.step, "training", HELLO.replace("transformer", self.brain)))
 
     def send(self, command: dict[str, Any]) -> None:
         self.sent.append(command)
@@ -133,9 +140,33 @@ class FakeLink:
         elif name == "chat":
             self.chats[command["id"]] = list(self.reply)
             self.said[command["id"]] = ""
+            self.pieces[command["id"]] = []
+            self.asked[command["id"]] = {**command, "brain": self.brain}
         elif name == "chat_cancel" and command["id"] in self.chats:
             del self.chats[command["id"]]
-            self.queue.append(ChatEvent(self.step, command["id"], self.said[command["id"]], final=True))
+            self.queue.append(self.final(command["id"]))
+        elif name == "attend":
+            reply_id = command["id"]
+            if reply_id in self.asked and reply_id not in self.chats:
+                self.queue.append(insight(self.step, command, self.asked[reply_id], self.pieces[reply_id]))
+            else:
+                self.queue.append(ErrorEvent(self.step, f"no insight kept for reply {reply_id!r}"))
+
+    def weights(self, reply_id: str) -> str:
+        """Which weights answer, as the speaker names them."""
+        asked = self.asked[reply_id].get("weights")
+        return f"live (step {self.step})" if asked in (None, "live") else f"milestone step {asked}"
+
+    def final(self, reply_id: str) -> ChatEvent:
+        return ChatEvent(
+            self.step,
+            reply_id,
+            self.said[reply_id],
+            final=True,
+            prompt=str(self.asked[reply_id].get("text", "")),
+            weights=self.weights(reply_id),
+            tokens=reply_tokens(self.pieces[reply_id]),
+        )
 
     def poll(self, max_events: int = 2000) -> list[Event]:
         if self.alive and self.auto and not self.paused:
@@ -143,10 +174,11 @@ class FakeLink:
         for reply_id, pieces in list(self.chats.items()):
             piece = pieces.pop(0)
             self.said[reply_id] += piece
-            self.queue.append(ChatEvent(self.step, reply_id, piece))
+            self.pieces[reply_id].append(piece)
+            self.queue.append(ChatEvent(self.step, reply_id, piece, weights=self.weights(reply_id)))
             if not pieces:
                 del self.chats[reply_id]
-                self.queue.append(ChatEvent(self.step, reply_id, self.said[reply_id], final=True, prompt="?"))
+                self.queue.append(self.final(reply_id))
         out = [self.queue.popleft() for _ in range(min(max_events, len(self.queue)))]
         return out
 

@@ -16,7 +16,7 @@ from brain import config_from_dict
 from brain.generate import Sampling, generate
 from brain.transformer import rope_tables
 from school.revive import Revived, revive
-from school.tokenizer import SPACE, _assemble, encode
+from school.tokenizer import SPACE, assemble, encode
 from soul.checkpoint import model_tensors
 from soul.exports import export
 from soul.exports.llama import stacked_weights, to_adjacent, to_halfsplit
@@ -78,6 +78,14 @@ def test_llama2c_model_bin_reads_back_identically(babies, tmp_path: Path, name: 
     )  # fmt: skip
     raw = (tmp_path / "out" / "model.bin").read_bytes()
     assert np.frombuffer(raw[:28], "<i4")[5] == (300 if name == "tied" else -300)
+    # offsets counted by hand from run.c, independently of the reader: embedding first, then the
+    # two attention norms, then layer 0's wq; the classifier (untied) or RoPE sin table (tied) last
+    floats = torch.from_numpy(np.frombuffer(raw[28:], "<f4").copy())
+    assert torch.equal(floats[: 300 * 32], model.tok_embeddings.weight.detach().flatten())
+    wq0 = model.layers[0].attention.wqkv.weight.detach()[:32].flatten()
+    assert torch.equal(floats[300 * 32 + 2 * 32 :][: 32 * 32], wq0)
+    last = model.output.weight.detach() if name == "untied" else rope_tables(8, 32, 10000.0)[1]
+    assert torch.equal(floats[-last.numel() :], last.flatten())
     # the fused matrices, split by hand: wqkv rows are [q (4 heads), k (2), v (2)], w13 rows [w1, w3]
     for i, block in enumerate(model.layers):
         q, k, v = block.attention.wqkv.weight.detach().split([32, 16, 16])
@@ -129,7 +137,7 @@ def test_reserved_names_never_merge_in_runc() -> None:
     vocab = {p: i for i, p in enumerate(["<unk>", "<s>", "</s>", *(f"<0x{b:02X}>" for b in range(256))])}
     for p in chars + [a + b for a, b in merges]:
         vocab.setdefault(p, len(vocab))
-    tok = _assemble(vocab, merges)
+    tok = assemble(vocab, merges)
     pieces, scores = tokenizer_bin_pieces(tok)
     for text in ("<0x41>", "a<0x41>b", "<s>", "<0x4"):
         assert runc_encode(text, pieces, scores) == [1, *encode(tok, text)], text
@@ -191,7 +199,13 @@ def test_transformers_loads_the_hf_export(babies, texts, tmp_path: Path, name: s
     export(baby, "hf", tmp_path / "hf")
     names = sorted(p.name for p in (tmp_path / "hf").iterdir())
     assert names == sorted(
-        ["config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "generation_config.json"]
+        [
+            "config.json",
+            "model.safetensors",
+            "tokenizer.json",
+            "tokenizer_config.json",
+            "generation_config.json",
+        ]
     )
     model = transformers.LlamaForCausalLM.from_pretrained(str(tmp_path / "hf")).eval()
     tokenizer = transformers.PreTrainedTokenizerFast.from_pretrained(str(tmp_path / "hf"))

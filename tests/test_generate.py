@@ -70,9 +70,10 @@ def test_top_p_keeps_the_smallest_set_reaching_p() -> None:
 
 def test_seed_reproduces_and_different_seeds_differ() -> None:
     model = brain("transformer")
-    run = lambda seed: ids(
-        generate(model, [3], Sampling(temperature=1.2, top_k=None, max_tokens=20, seed=seed))
-    )
+
+    def run(seed: int) -> list[int]:
+        return ids(generate(model, [3], Sampling(temperature=1.2, top_k=None, max_tokens=20, seed=seed)))
+
     assert run(7) == run(7)
     assert len({tuple(run(seed)) for seed in range(5)}) > 1
 

@@ -1,4 +1,5 @@
-"""The help screen: every key of the app, read from the bindings themselves so it never goes stale."""
+"""The help screen: every key of the app, read from the bindings themselves so it never goes stale,
+and the chat's /commands."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from textual.widgets import Static
 from babyterm.screens.logs import LogsScreen
 from babyterm.screens.main import MainScreen
 from babyterm.widgets.chat import ChatPane
+from babyterm.widgets.chat_settings import COMMANDS
 
 NAMES = {
     "space": "Space",
@@ -23,6 +25,16 @@ NAMES = {
     "question_mark": "?",
     "slash": "/",
     "enter": "Enter",
+    "left": "←",
+    "right": "→",
+    "up": "↑",
+    "down": "↓",
+    "left_square_bracket": "[",
+    "right_square_bracket": "]",
+    "left_curly_bracket": "{",
+    "right_curly_bracket": "}",
+    "comma": "comma",
+    "full_stop": "period",
 }
 
 
@@ -66,7 +78,7 @@ class HelpScreen(ModalScreen[None]):
                 [
                     ("Enter", "send your message; the reply streams in"),
                     *key_rows(ChatPane.BINDINGS),
-                    ("/correct TEXT", "correct the last reply (it becomes training text)"),
+                    *COMMANDS,
                 ],
             ),
             ("logs screen", key_rows(LogsScreen.BINDINGS)),

@@ -22,6 +22,7 @@ from school.events import (
     ChatEvent,
     EvalEvent,
     Event,
+    InsightEvent,
     PixelEvent,
     ProgressEvent,
     ScribeEvent,
@@ -38,6 +39,8 @@ class MainScreen(Screen[None]):
         Binding("c", "focus_chat", "chat", key_display="c/tab", tooltip="talk to the baby"),
         Binding("tab", "focus_chat", "chat", show=False, tooltip="talk to the baby"),  # not focus-next
         Binding("escape", "stop_reply", "stop reply", tooltip="stop the reply that is streaming in"),
+        Binding("k", "confidence", "confidence", tooltip="colour replies by the baby's confidence (/conf)"),
+        Binding("i", "inspect", "inspect", tooltip="inspect the last reply token by token (/inspect)"),
     ]
 
     def __init__(self, paths: BabyPaths, chat_max_tokens: int = 120) -> None:
@@ -55,7 +58,7 @@ class MainScreen(Screen[None]):
                     yield Pixel(id="pixel")
                 yield LossStream(id="loss-stream")
                 yield ScribeFeed(id="scribe")
-            yield ChatPane(self.paths.chat, self.chat_max_tokens, id="chat")
+            yield ChatPane(self.paths.chat, self.chat_max_tokens, milestones=self.paths.milestones, id="chat")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -77,7 +80,7 @@ class MainScreen(Screen[None]):
             ("#startup", (ProgressEvent, StepEvent, StateEvent)),
             ("#loss-stream", STREAM_KINDS),
             ("#scribe", (ScribeEvent,)),
-            ("#chat", (ChatEvent,)),
+            ("#chat", (ChatEvent, InsightEvent)),
         ]
         for selector, kinds in routes:
             mine = [e for e in events if isinstance(e, kinds)]
@@ -96,6 +99,12 @@ class MainScreen(Screen[None]):
 
     def action_stop_reply(self) -> None:
         self.chat.cancel()
+
+    def action_confidence(self) -> None:
+        self.chat.confidence = not self.chat.confidence
+
+    def action_inspect(self) -> None:
+        self.chat.inspect()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "stop_reply":  # shown only while a reply is streaming

@@ -1,102 +1,113 @@
-"""The chat pane: talk to the baby while it learns, watch its reply stream in, stop it, correct it."""
+"""The chat pane: talk to the baby while it learns, steer how it samples, and look inside its replies
+(confidence per token, the alternatives it weighed, what it looked at), live or as an earlier self."""
 
 from __future__ import annotations
 
 import uuid
+from collections import OrderedDict
 from pathlib import Path
 from typing import ClassVar
 
-from textual import on
+from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical, VerticalScroll
-from textual.content import Content
+from textual.reactive import reactive
+from textual.timer import Timer
 from textual.widgets import Input, Static
 
 from babyterm.messages import EventBatch, TrainerCommand
-from babyterm.text import clean
-from school.events import ChatEvent
+from babyterm.widgets.attention_strip import AttentionStrip
+from babyterm.widgets.chat_message import ChatMessage
+from babyterm.widgets.chat_settings import (
+    SETTINGS,
+    ChatSettings,
+    SettingError,
+    SettingsLine,
+    help_lines,
+    milestone_step,
+)
+from babyterm.widgets.token_inspector import TokenInspector
+from school.events import ChatEvent, InsightEvent
 from soul.jsonl import tail_jsonl
+from soul.milestones import list_milestones
+
+__all__ = ["ChatMessage", "ChatPane"]
 
 HISTORY = 200
 """Messages of earlier sessions shown at launch."""
-
-
-class ChatMessage(Static):
-    """One message; a baby's reply grows piece by piece until its final event (or Escape) closes it."""
-
-    def __init__(
-        self, role: str, text: str = "", *, step: int | None = None, reply_id: str = "", weights: str = ""
-    ) -> None:
-        super().__init__(classes=f"-{role}")
-        self.role = role
-        self.text = text
-        self.step = step
-        self.reply_id = reply_id
-        self.note = ""
-        self.weights = weights
-        self.done = role != "baby" or bool(text)
-
-    def on_mount(self) -> None:
-        self.show()
-
-    def show(self) -> None:
-        header = {"you": "you", "baby": "baby", "correction": "you · correction"}.get(self.role, self.role)
-        if self.role == "baby" and self.step is not None:
-            header += f" · step {self.step:,}"
-        if self.weights not in ("", "live"):
-            header += f" · {clean(self.weights)}"  # answered by a milestone, not the live weights
-        body = clean(self.text) or ("…" if not self.done else "(no words yet)")
-        parts: list[str | tuple[str, str]] = [(header, "$text-muted"), "\n", body]
-        if not self.done:
-            parts.append(("▍", "$accent"))
-        if self.note:
-            parts.append((f"  ({self.note})", "$text-muted italic"))
-        self.update(Content.assemble(*parts))
-
-    def add_piece(self, piece: str, step: int) -> None:
-        if self.done:
-            return  # pieces that arrive after Escape stopped the reply
-        self.text += piece
-        self.step = step
-        self.show()
-
-    def finish(self, text: str | None = None, note: str = "") -> None:
-        if text:
-            self.text = text
-        self.note = note or self.note
-        self.done = True
-        self.remove_class("-streaming")
-        self.show()
+ATTEND_DELAY = 0.15
+"""Seconds a selection must rest before the trainer is asked what that token looked at."""
+KEEP_INSIGHTS = 64
+INSPECT_ACTIONS = {"move", "other_reply", "layer", "head"}
 
 
 class ChatPane(Vertical):
-    """History and an input; sends chat, chat_cancel and correct commands up to the app."""
+    """History, an inspector and an input; sends chat, chat_cancel, correct and attend commands up."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "stop_or_leave", "stop/leave", tooltip="stop the reply; with none, leave the chat")
+        Binding(
+            "escape",
+            "stop_or_leave",
+            "stop/leave",
+            tooltip="stop the reply; else leave inspect mode; else leave the chat",
+        ),
+        # Inspect mode only (check_action); the token inspector holds the focus then.
+        Binding("left,h", "move(-1)", "token", key_display="←/→", tooltip="inspect: the previous token"),
+        Binding("right,l", "move(1)", "token", show=False, tooltip="inspect: the next token"),
+        Binding("up", "other_reply(-1)", "reply", key_display="↑/↓", tooltip="inspect: the reply before"),
+        Binding("down", "other_reply(1)", "reply", show=False, tooltip="inspect: the reply after"),
+        Binding(
+            "left_square_bracket", "layer(-1)", "layer", key_display="[/]", tooltip="inspect: layer back"
+        ),
+        Binding("right_square_bracket", "layer(1)", "layer", show=False, tooltip="inspect: next layer, avg"),
+        Binding(
+            "left_curly_bracket,comma", "head(-1)", "head", key_display="{/}", tooltip="inspect: head back"
+        ),
+        Binding(
+            "right_curly_bracket,full_stop", "head(1)", "head", show=False, tooltip="inspect: next head, avg"
+        ),
     ]
 
-    def __init__(self, history: Path | None = None, max_tokens: int = 120, *, id: str | None = None) -> None:
+    confidence: reactive[bool] = reactive(False, init=False)
+    """Replies coloured by how sure the baby was of each token."""
+
+    def __init__(
+        self,
+        history: Path | None = None,
+        max_tokens: int = 120,
+        *,
+        milestones: Path | None = None,
+        id: str | None = None,
+    ) -> None:
         super().__init__(id=id)
         self.history = history
+        self.milestones = milestones
         self.max_tokens = max_tokens
+        self.settings = ChatSettings(max_tokens=max_tokens)
         self.replies: dict[str, ChatMessage] = {}
         self.in_flight: str | None = None
         self.last_reply: str | None = None
+        self.selection: tuple[str, int] | None = None
+        """(reply id, token index) while inspecting."""
+        self.insights: OrderedDict[tuple[str, int], InsightEvent] = OrderedDict()
+        self._attend_timer: Timer | None = None
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="chat-history"):
             yield Static(
                 "Say something to the baby: it answers with the weights it has right now.", classes="hint"
             )
-        yield Input(placeholder="say something…  /correct TEXT", id="chat-input")
+        yield TokenInspector(id="token-inspector")
+        yield AttentionStrip(id="attention")
+        yield Input(placeholder="say something…  /help", id="chat-input")
+        yield SettingsLine(id="chat-settings")
 
     def on_mount(self) -> None:
-        self.border_title = "chat"
         log = self.query_one("#chat-history", VerticalScroll)
         log.can_focus = False
         log.anchor()
+        self.show_settings()
         if self.history is not None:
             self.add(*(self._from_record(r) for r in tail_jsonl(self.history, HISTORY)))
 
@@ -115,22 +126,72 @@ class ChatPane(Vertical):
         for m in messages:
             if m.role == "baby" and m.reply_id:
                 self.replies[m.reply_id] = m
+            m.confidence = self.confidence
         self.query_one("#chat-history", VerticalScroll).mount_all(messages)
+
+    def say(self, text: str) -> None:
+        """A note from the app itself (/help, /steps), kept in the history until the app closes."""
+        self.add(ChatMessage("note", text))
+
+    def show_settings(self) -> None:
+        target = "live" if self.settings.weights is None else f"step {self.settings.weights:,}"
+        self.border_title = f"chat · {target}"
+        modes = ["confidence" if self.confidence else "", "inspect" if self.selection else ""]
+        self.border_subtitle = " · ".join(m for m in modes if m)
+        self.query_one(SettingsLine).show(self.settings)
+
+    # -- what the user types ----------------------------------------------------------------------
 
     @on(Input.Submitted, "#chat-input")
     def submitted(self, event: Input.Submitted) -> None:
         text = event.value.strip()
         event.input.clear()
-        if text.startswith("/correct"):
-            self.correct(text.removeprefix("/correct").strip())
-        elif text.startswith("/"):
-            self.notify(
-                f"unknown chat command {text.split()[0]!r}; try /correct TEXT",
-                severity="warning",
-                markup=False,
-            )
+        if text.startswith("/"):
+            try:
+                self.run_command(text)
+            except SettingError as e:  # a bad value is a one-line notice and changes nothing
+                self.notify(str(e), severity="warning", markup=False)
         elif text:
             self.ask(text)
+
+    def run_command(self, text: str) -> None:
+        name, _, arg = text[1:].partition(" ")
+        name, arg = name.lower(), arg.strip()
+        if name in SETTINGS:
+            said = self.settings.set(name, arg)
+            self.show_settings()
+            self.notify(said, timeout=2, markup=False)
+        elif name == "correct":
+            self.correct(arg)
+        elif name == "help":
+            self.say(help_lines(self.settings, self.confidence))
+        elif name in ("conf", "confidence"):
+            self.confidence = {"on": True, "off": False}.get(arg.lower(), not self.confidence)
+        elif name == "inspect":
+            self.inspect()
+        elif name == "reset":
+            self.settings = ChatSettings(max_tokens=self.max_tokens, weights=self.settings.weights)
+            self.show_settings()
+            self.notify("sampling settings back to their defaults", timeout=2)
+        elif name == "steps":
+            steps = list_milestones(self.milestones) if self.milestones else []
+            listed = ", ".join(f"{s:,}" for s in steps) or "none yet (the first is kept at step 100)"
+            self.say(f"milestones: {listed}\n/step N talks to one, /live to the baby now")
+        elif name == "step":
+            if self.milestones is None:
+                raise SettingError("this baby keeps no milestones")
+            self.point_at(milestone_step(self.milestones, arg))
+        elif name == "live":
+            self.point_at(None)
+        else:
+            raise SettingError(f"unknown chat command /{name}; /help lists them")
+
+    def point_at(self, step: int | None) -> None:
+        """Which weights answer from now on: a milestone's, or the live ones (None)."""
+        self.settings.weights = step
+        self.show_settings()
+        who = "the live weights" if step is None else f"the baby as it was at step {step:,}"
+        self.notify(f"talking to {who}", timeout=3)
 
     def ask(self, text: str) -> str:
         """Send a message; the reply's pieces will land in a new baby message. Returns the reply id."""
@@ -141,19 +202,16 @@ class ChatPane(Vertical):
         self.add(ChatMessage("you", text), reply)
         self.in_flight = self.last_reply = reply_id
         self.screen.refresh_bindings()
-        self.post_message(
-            TrainerCommand({"cmd": "chat", "id": reply_id, "text": text, "max_tokens": self.max_tokens})
-        )
+        command = {"cmd": "chat", "id": reply_id, "text": text, **self.settings.command_fields()}
+        self.post_message(TrainerCommand(command))
         return reply_id
 
     def correct(self, text: str) -> None:
         """Tell the baby what its last reply should have been: the correction becomes training text."""
         if not text:
-            self.notify("write the better reply after /correct", severity="warning")
-            return
+            raise SettingError("write the better reply after /correct")
         if self.last_reply is None:
-            self.notify("there is no reply to correct yet", severity="warning")
-            return
+            raise SettingError("there is no reply to correct yet")
         self.add(ChatMessage("correction", text))
         self.post_message(TrainerCommand({"cmd": "correct", "id": self.last_reply, "text": text}))
 
@@ -176,22 +234,139 @@ class ChatPane(Vertical):
             self.screen.refresh_bindings()
 
     def action_stop_or_leave(self) -> None:
-        if not self.cancel():
+        if self.cancel():
+            return
+        if self.selection is not None:
+            self.leave_inspect()
+        else:
             self.screen.set_focus(None)  # back to the app's keys (space, s, l, …)
+
+    def watch_confidence(self, on: bool) -> None:
+        for reply in self.replies.values():
+            reply.confidence = on
+            reply.show()
+        self.show_settings()
+
+    # -- inspect mode -----------------------------------------------------------------------------
+
+    def inspectable(self) -> list[ChatMessage]:
+        """Replies that carry token data (this session's; history has none)."""
+        return [m for m in self.replies.values() if m.tokens]
+
+    def inspect(self) -> bool:
+        """Select the first token of the newest reply that has token data; False (said) if none has."""
+        replies = self.inspectable()
+        if not replies:
+            self.notify("no reply to inspect yet: ask the baby something first", severity="warning")
+            return False
+        self.add_class("-inspecting")
+        self.select(replies[-1], 0)
+        self.query_one(TokenInspector).focus()
+        self.show_settings()
+        self.screen.refresh_bindings()
+        return True
+
+    def leave_inspect(self, keep_focus: bool = False) -> None:
+        if self.selection is not None and self.selection[0] in self.replies:
+            self.replies[self.selection[0]].selected = None
+            self.replies[self.selection[0]].show()
+        self.selection = None
+        if self._attend_timer is not None:
+            self._attend_timer.stop()
+        if not keep_focus:
+            self.screen.set_focus(None)
+        self.remove_class("-inspecting")
+        self.show_settings()
+        self.screen.refresh_bindings()
+
+    def select(self, reply: ChatMessage, index: int) -> None:
+        index = max(0, min(index, len(reply.tokens) - 1))
+        if self.selection is not None and self.selection[0] in self.replies:
+            self.replies[self.selection[0]].selected = None
+            self.replies[self.selection[0]].show()
+        self.selection = (reply.reply_id, index)
+        reply.selected = index
+        reply.show()
+        reply.scroll_visible()
+        self.query_one(TokenInspector).show_token(reply.tokens[index], index, len(reply.tokens))
+        strip = self.query_one(AttentionStrip)
+        known = self.insights.get(self.selection)
+        if known is not None:
+            strip.show_insight(known)
+            return
+        strip.waiting()
+        if self._attend_timer is not None:  # only the selection the user rests on is asked about
+            self._attend_timer.stop()
+        self._attend_timer = self.set_timer(ATTEND_DELAY, self._send_attend)
+
+    def _send_attend(self) -> None:
+        self._attend_timer = None
+        if self.selection is None or self.selection in self.insights:
+            return
+        reply_id, index = self.selection
+        self.post_message(TrainerCommand({"cmd": "attend", "id": reply_id, "index": index}))
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        return self.selection is not None if action in INSPECT_ACTIONS else True
+
+    def action_move(self, delta: int) -> None:
+        if self.selection is not None:
+            reply_id, index = self.selection
+            self.select(self.replies[reply_id], index + delta)
+
+    def action_other_reply(self, delta: int) -> None:
+        replies = self.inspectable()
+        if self.selection is None or not replies:
+            return
+        ids = [m.reply_id for m in replies]
+        at = ids.index(self.selection[0]) if self.selection[0] in ids else len(ids) - 1
+        self.select(replies[max(0, min(at + delta, len(ids) - 1))], self.selection[1])
+
+    def action_layer(self, delta: int) -> None:
+        if not self.query_one(AttentionStrip).cycle_layer(delta):
+            self.no_heads()
+
+    def action_head(self, delta: int) -> None:
+        if not self.query_one(AttentionStrip).cycle_head(delta):
+            self.no_heads()
+
+    def no_heads(self) -> None:
+        strip = self.query_one(AttentionStrip)
+        why = "babyllm reads through windows, not heads" if strip.event else "still asking the baby"
+        self.notify(why, severity="warning", timeout=3)
+
+    def on_descendant_focus(self, event: events.DescendantFocus) -> None:
+        if self.selection is not None and isinstance(event.widget, Input):
+            self.leave_inspect(keep_focus=True)  # typing again ends the inspection
+
+    # -- events in --------------------------------------------------------------------------------
 
     def on_event_batch(self, message: EventBatch) -> None:
         for event in message.events:
-            if not isinstance(event, ChatEvent):
-                continue
-            reply = self.replies.get(event.reply_id)
-            if reply is None:  # a reply to a question asked elsewhere (or before a restart)
-                reply = ChatMessage("baby", reply_id=event.reply_id, step=event.step)
-                self.add(reply)
-            if event.final:
-                reply.step, reply.weights = event.step, event.weights
-                reply.finish(event.text)
-                if self.in_flight == event.reply_id:
-                    self.in_flight = None
-                    self.screen.refresh_bindings()
-            else:
-                reply.add_piece(event.text, event.step)
+            if isinstance(event, InsightEvent):
+                self.insight(event)
+            elif isinstance(event, ChatEvent):
+                self.chat_event(event)
+
+    def insight(self, event: InsightEvent) -> None:
+        key = (event.reply_id, event.index)
+        self.insights[key] = event
+        while len(self.insights) > KEEP_INSIGHTS:
+            self.insights.popitem(last=False)
+        if self.selection == key:  # an answer about a token the user has moved past is only kept
+            self.query_one(AttentionStrip).show_insight(event)
+
+    def chat_event(self, event: ChatEvent) -> None:
+        reply = self.replies.get(event.reply_id)
+        if reply is None:  # a reply to a question asked elsewhere (or before a restart)
+            reply = ChatMessage("baby", reply_id=event.reply_id, step=event.step)
+            self.add(reply)
+        reply.weights = event.weights
+        if event.final:
+            reply.step = event.step
+            reply.finish(event.text, tokens=event.tokens)
+            if self.in_flight == event.reply_id:
+                self.in_flight = None
+                self.screen.refresh_bindings()
+        else:
+            reply.add_piece(event.text, event.step)

@@ -44,7 +44,7 @@ SEED = 1337  # TrainOptions' default seed: the RNG states a newborn tutor would 
 class Adoption:
     paths: BabyPaths
     fmt: str
-    """"llama2c", "hf" or "safetensors"."""
+    """What was adopted: llama2c, hf or safetensors."""
     source: Path
     params: int
 

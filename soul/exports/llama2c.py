@@ -26,7 +26,7 @@ import torch
 from tokenizers import Tokenizer
 
 from brain.transformer import TransformerConfig, rope_tables
-from school.tokenizer import BYTE_PIECES, N_RESERVED, SPACE, SPECIALS, _assemble, check_layout
+from school.tokenizer import BYTE_PIECES, N_RESERVED, SPACE, SPECIALS, assemble, check_layout
 from soul.exports.llama import (
     Stacked,
     check_stacked,
@@ -236,7 +236,7 @@ def tokenizer_from_bin(pieces: list[bytes], scores: list[float]) -> Tokenizer:
             continue
         cuts = [(name[:k], name[k:]) for k in range(1, len(name))]
         merges += [(a, b) for a, b in cuts if a in vocab and b in vocab]
-    tok = _assemble(vocab, merges)
+    tok = assemble(vocab, merges)
     check_layout(tok)
     return tok
 

@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 
 BOS = 1
-_BYTE_PIECE = re.compile(rb"<0x([0-9A-Fa-f]{1,2})")  # what sscanf("<0x%02hhX>") accepts
+# what sscanf(piece, "<0x%02hhX>") == 1 accepts: "<0x", maybe blanks, then 2 characters of hex number
+_BYTE_PIECE = re.compile(rb"<0x[ \t\n\v\f\r]*([+-][0-9A-Fa-f]|[0-9A-Fa-f]{1,2})")
 
 
 def runc_encode(text: str | bytes, pieces: list[bytes], scores: list[float]) -> list[int]:
@@ -74,7 +75,7 @@ def runc_decode_piece(prev: int, token: int, pieces: list[bytes]) -> bytes:
         piece = piece[1:]
     m = _BYTE_PIECE.match(piece)
     if m:
-        piece = bytes([int(m.group(1), 16)])
+        piece = bytes([int(m.group(1), 16) & 0xFF])
     if len(piece) == 1 and not (0x20 <= piece[0] <= 0x7E or piece[0] in b" \t\n\v\f\r"):
         return b""  # C locale isprint/isspace
     return piece

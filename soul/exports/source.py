@@ -25,7 +25,7 @@ def into_fresh_folder(out_dir: Path, write: Callable[[Path], object]) -> list[Pa
     `out_dir` must not exist or be empty, so nothing of the user's is ever overwritten; a failed
     export leaves nothing behind. Returns the files written, sorted.
     """
-    out = Path(out_dir).expanduser()
+    out = Path(out_dir).expanduser().resolve()
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise SoulError(f"{out} already exists and is not empty; choose another --out")
     tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"

@@ -1,0 +1,176 @@
+"""How the baby is asked to reply: sampling settings set by /commands, and their one-line summary."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from textual.content import Content
+from textual.widgets import Static
+
+from soul.milestones import list_milestones
+
+
+class SettingError(ValueError):
+    """A chat /command the chat refuses (a bad value, an unknown step), with a one-line reason."""
+
+
+@dataclass
+class ChatSettings:
+    """What every chat command carries. Defaults mirror brain.generate.Sampling and `babyterm chat`
+    (they are not imported from there: that module imports torch, and the app stays torch-free)."""
+
+    temperature: float = 0.8
+    """0 is greedy: the most likely token every time."""
+    top_k: int = 40
+    """0 turns it off."""
+    top_p: float | None = None
+    repetition_penalty: float = 1.0
+    max_tokens: int = 120
+    seed: int | None = None
+    emphasis: float = 2.0
+    """Strength of words marked *like this* in a message (2 doubles their attention)."""
+    weights: int | None = None
+    """The milestone step that answers, or None for the live weights."""
+
+    def command_fields(self) -> dict[str, Any]:
+        """The fields a chat command carries (see school/options.py)."""
+        fields = dataclasses.asdict(self)
+        fields["weights"] = "live" if self.weights is None else self.weights
+        return fields
+
+    def summary(self) -> str:
+        """Short and readable: what is on, leaving out what is off or at its neutral value."""
+        parts = ["greedy" if self.temperature == 0 else f"temp {_num(self.temperature)}"]
+        if self.temperature > 0 and self.top_k:
+            parts.append(f"top-k {self.top_k}")
+        if self.temperature > 0 and self.top_p is not None:
+            parts.append(f"top-p {_num(self.top_p)}")
+        if self.repetition_penalty != 1.0:
+            parts.append(f"rep {_num(self.repetition_penalty)}")
+        parts.append(f"max {self.max_tokens}")
+        if self.seed is not None:
+            parts.append(f"seed {self.seed}")
+        if self.emphasis != 2.0:
+            parts.append(f"*emph* ×{_num(self.emphasis)}")
+        return " · ".join(parts)
+
+    def set(self, name: str, arg: str) -> str:
+        """Apply `/name arg`; returns what it now is, raises SettingError (changing nothing) if bad."""
+        field, parse, _ = SETTINGS[name]
+        value = parse(arg.strip().lower())
+        setattr(self, field, value)
+        return f"{field.replace('_', ' ')} {'off' if value is None else _num(value)}"
+
+
+def _num(value: float) -> str:
+    return f"{value:g}"
+
+
+def _number(cast: type, low: float, high: float, what: str, off: Any = ..., low_open: bool = False):
+    """A parser of numbers in [low, high] (or (low, high]); `off` is what the word "off" means."""
+
+    def parse(arg: str) -> Any:
+        if off is not ... and arg in ("off", "none"):
+            return off
+        try:
+            value = cast(arg)
+        except ValueError:
+            value = None
+        bad = value is None or not math.isfinite(value) or value > high
+        bad = bad or (value <= low if low_open else value < low)
+        if bad:
+            lo = f"above {_num(low)}" if low_open else f"from {_num(low)}"
+            hint = " or off" if off is not ... else ""
+            got = repr(arg) if arg else "nothing"
+            raise SettingError(f"{what} must be a number {lo} to {_num(high)}{hint}, not {got}")
+        return value
+
+    return parse
+
+
+def _top_p(arg: str) -> float | None:
+    value = _number(float, 0.0, 1.0, "top-p", off=None, low_open=True)(arg)
+    return None if value == 1.0 else value  # keeping 100% of the mass is no cut at all
+
+
+SETTINGS: dict[str, tuple[str, Callable[[str], Any], str]] = {
+    # /name: (field, parser, what it does)
+    "temp": ("temperature", _number(float, 0.0, 5.0, "temperature"), "temperature, 0 = greedy"),
+    "topk": ("top_k", _number(int, 0, 100_000, "top-k", off=0), "k likeliest, 0 = off"),
+    "topp": ("top_p", _top_p, "likeliest mass, or off"),
+    "rep": (
+        "repetition_penalty",
+        _number(float, 0.0, 10.0, "repetition penalty", low_open=True),
+        "above 1: fewer repeats",
+    ),
+    "max": ("max_tokens", _number(int, 1, 2000, "max tokens"), "longest reply (tokens)"),
+    "seed": ("seed", _number(int, 0, 2**63 - 1, "seed", off=None), "same seed, same reply"),
+    "emph": (
+        "emphasis",
+        _number(float, 0.0, 100.0, "emphasis", low_open=True),
+        "for *marked* words",
+    ),
+}
+
+COMMANDS: tuple[tuple[str, str], ...] = (
+    ("/temp 0.8", "temperature; 0 = greedy"),
+    ("/topk 40", "sample from the k likeliest tokens; 0 = off"),
+    ("/topp 0.9|off", "sample from the likeliest p of the probability mass"),
+    ("/rep 1.2", "repetition penalty; above 1 discourages repeats"),
+    ("/max 200", "longest reply, in tokens"),
+    ("/seed 42|off", "a fixed seed: the same message gets the same reply"),
+    ("/emph 3", "strength for words marked *like this* in a message"),
+    ("/reset", "sampling settings back to their defaults"),
+    ("/conf", "colour replies by the baby's confidence in each token"),
+    ("/inspect", "pick a token of a reply: alternatives and attention"),
+    ("/steps", "list the milestones (earlier selves)"),
+    ("/step 1000", "talk to the baby as it was at that milestone"),
+    ("/live", "talk to the live weights again"),
+    ("/correct TEXT", "correct the last reply (it becomes training text)"),
+    ("/help", "these commands, with the current values"),
+)
+"""Every chat command with an example, for /help and the help screen."""
+
+
+def help_lines(settings: ChatSettings, confidence: bool) -> str:
+    """/help: each command and, for settings, its current value."""
+    current = {name: getattr(settings, field) for name, (field, _, _) in SETTINGS.items()}
+    lines = []
+    for name, (_, _, what) in SETTINGS.items():
+        value = current[name]
+        shown = "off" if value is None or (name == "topk" and value == 0) else _num(value)
+        lines.append(f"/{name} {shown:<6} {what}")
+    target = "live" if settings.weights is None else f"step {settings.weights:,}"
+    lines += [
+        f"/conf   {'on' if confidence else 'off':<6} colour by confidence",
+        f"/step N {target:<6} milestone; /steps lists, /live",
+        "/inspect        tokens, alternatives, attention",
+        "/reset          sampling back to defaults",
+        "/correct TEXT   a better last reply",
+    ]
+    return "\n".join(lines)
+
+
+def milestone_step(folder: Path, arg: str) -> int:
+    """The milestone `/step arg` names, or a SettingError listing the ones there are."""
+    steps = list_milestones(folder)
+    have = ", ".join(f"{s:,}" for s in steps) or "none yet"
+    try:
+        step = int(arg.replace(",", "").replace("_", "").removeprefix("step-"))
+    except ValueError:
+        raise SettingError(f"/step needs a step number (milestones: {have})") from None
+    if step not in steps:
+        raise SettingError(f"no milestone at step {step:,} (milestones: {have})")
+    return step
+
+
+class SettingsLine(Static):
+    """The settings every message is sent with, under the chat input."""
+
+    def show(self, settings: ChatSettings) -> None:
+        self.update(Content(settings.summary()))

@@ -1,0 +1,184 @@
+"""The app while it trains: its training speed against headless, key latency, and what chat costs.
+
+    python benchmarks/app_bench.py --library ../shared/data/tinyshakespeare.txt --seconds 60
+
+1. Headless: `babyterm train --minutes M` on a fresh baby; then the app on the same baby for the
+   same time, in a real pseudo-terminal (120x36). Speed is the median tokens/s of the logged
+   steps in each run's JSONL log (the first few steps skipped).
+2. Key latency, measured during the app run: with the chat focused, a rare character is typed
+   every ~300 ms; latency is the time until its bytes appear in the terminal output.
+3. Chat, in a headless tutor training in a thread: time to the first reply token, reply
+   tokens/s, and training tokens/s with a chat message every 5 s against without.
+Run it on a quiet machine: one other busy process slows torch several times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import json
+import os
+import pty
+import select
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import termios
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+KEY = "Ж".encode()  # never in a training line, so its echo is unmistakable
+
+
+def run_speeds(logs: Path) -> list[float]:
+    newest = max(logs.glob("*.jsonl"), key=lambda p: p.stat().st_mtime_ns)
+    speeds = [
+        json.loads(line).get("tokens_per_s") for line in newest.read_text().splitlines() if '"step"' in line
+    ]
+    return [s for s in speeds if s][3:]
+
+
+def headless(home: str, library: str, seconds: float, threads: int | None) -> float:
+    cmd = [
+        sys.executable,
+        "-m",
+        "babyterm",
+        "train",
+        "--home",
+        home,
+        "--library",
+        library,
+        "--minutes",
+        str(seconds / 60),
+    ]
+    if threads:
+        cmd += ["--threads", str(threads)]
+    subprocess.run(cmd, check=True, capture_output=True)
+    return statistics.median(run_speeds(Path(home) / "babies" / "baby" / "logs"))
+
+
+def in_app(home: str, seconds: float, threads: int | None) -> tuple[float, list[float]]:
+    """Run the app in a pty on the baby; type into the chat; return (median tok/s, latencies ms)."""
+    argv = [sys.executable, "-m", "babyterm", "--home", home] + (
+        ["--threads", str(threads)] if threads else []
+    )
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.environ.update(TERM="xterm-256color", COLUMNS="120", LINES="36")
+        os.execv(sys.executable, argv)
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 36, 120, 0, 0))
+
+    def drain(until: float, wanted: bytes | None = None) -> bool:
+        while time.monotonic() < until:
+            ready, _, _ = select.select([fd], [], [], 0.01)
+            if ready:
+                try:
+                    data = os.read(fd, 65536)
+                except OSError:
+                    return False
+                if wanted and wanted in data:
+                    return True
+        return False
+
+    latencies: list[float] = []
+    start = time.monotonic()
+    drain(start + 15)  # start-up: the trainer process and the first steps
+    os.write(fd, b"c")  # focus the chat
+    drain(time.monotonic() + 0.5)
+    while time.monotonic() - start < seconds + 15:
+        t0 = time.monotonic()
+        os.write(fd, KEY)
+        if drain(t0 + 2.0, KEY):
+            latencies.append((time.monotonic() - t0) * 1000)
+        drain(time.monotonic() + 0.3)
+        if len(latencies) % 20 == 19:
+            os.write(fd, b"\x15")  # ctrl+u clears the input now and then
+            drain(time.monotonic() + 0.3)
+    os.write(fd, b"\x1b")  # leave the chat, then quit (saves first)
+    drain(time.monotonic() + 0.3)
+    os.write(fd, b"q")
+    drain(time.monotonic() + 20)
+    os.waitpid(pid, 0)
+    return statistics.median(run_speeds(Path(home) / "babies" / "baby" / "logs")), latencies
+
+
+def chat_cost(home: str, library: str, seconds: float, threads: int | None) -> dict[str, float]:
+    from school.events import ChatEvent, StepEvent
+    from school.options import TrainOptions
+    from school.tutor import Tutor
+
+    tutor = Tutor(TrainOptions(home=home, baby="chatty", library=library, threads=threads))
+    tutor.prepare()
+    marks: dict[str, float] = {}
+    first: list[float] = []
+    rates: list[float] = []
+    speeds: list[tuple[float, float]] = []
+
+    def on(e: object) -> None:
+        now = time.monotonic()
+        if isinstance(e, ChatEvent) and e.reply_id in marks:
+            if not e.final and e.reply_id + "!" not in marks:
+                marks[e.reply_id + "!"] = now
+                first.append((now - marks[e.reply_id]) * 1000)
+            if e.final and e.tokens:
+                rates.append(len(e.tokens) / max(1e-9, now - marks[e.reply_id]))
+        if isinstance(e, StepEvent):
+            speeds.append((now, e.tokens_per_s))
+
+    tutor.subscribe(on)
+    thread = threading.Thread(target=tutor.run)
+    thread.start()
+    time.sleep(seconds / 2)
+    quiet_end = time.monotonic()
+    n = 0
+    while time.monotonic() - quiet_end < seconds / 2:
+        marks[f"r{n}"] = time.monotonic()
+        tutor.send({"cmd": "chat", "id": f"r{n}", "text": "Tell me about the king", "max_tokens": 60})
+        n += 1
+        time.sleep(5)
+    tutor.send({"cmd": "stop"})
+    thread.join()
+    quiet = [s for t, s in speeds[3:] if t < quiet_end]
+    chatty = [s for t, s in speeds if t >= quiet_end]
+    return {
+        "ttft_ms_median": statistics.median(first),
+        "reply_tokens_per_s": statistics.median(rates),
+        "train_tok_s_quiet": statistics.median(quiet),
+        "train_tok_s_chatting": statistics.median(chatty),
+        "replies": len(rates),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--library", default=str(ROOT.parent / "shared" / "data" / "tinyshakespeare.txt"))
+    p.add_argument("--seconds", type=float, default=60.0)
+    p.add_argument("--threads", type=int, default=None)
+    args = p.parse_args(argv)
+    library = str(Path(args.library).resolve())
+    with tempfile.TemporaryDirectory() as home:
+        speed_headless = headless(home, library, args.seconds, args.threads)
+        speed_app, lat = in_app(home, args.seconds, args.threads)
+        chat = chat_cost(home, library, args.seconds, args.threads)
+    lat.sort()
+    pct = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] if lat else float("nan")  # noqa: E731
+    print(
+        f"training: headless {speed_headless:,.0f} tok/s, in the app {speed_app:,.0f} tok/s "
+        f"({100 * speed_app / speed_headless:.0f}% of headless)"
+    )
+    print(f"key -> screen while training: p50 {pct(0.5):.0f} ms, p95 {pct(0.95):.0f} ms over {len(lat)} keys")
+    print(
+        f"chat while training: first token {chat['ttft_ms_median']:.0f} ms, {chat['reply_tokens_per_s']:.0f} "
+        f"tokens/s over {chat['replies']} replies; training {chat['train_tok_s_chatting']:,.0f} tok/s with "
+        f"a chat every 5 s vs {chat['train_tok_s_quiet']:,.0f} without"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
