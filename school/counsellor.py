@@ -219,6 +219,24 @@ def list_runs(logs_dir: Path) -> list[RunSummary]:
     return sorted(runs, key=lambda r: (r.start_time, r.run_id))
 
 
+def prune_logs(logs_dir: Path, max_bytes: int = 200 * 2**20) -> list[Path]:
+    """Delete the oldest run logs until the rest fit in `max_bytes`; the newest is always kept."""
+    logs = (
+        sorted(Path(logs_dir).glob("*.jsonl"), key=lambda p: p.stat().st_mtime_ns)
+        if Path(logs_dir).is_dir()
+        else []
+    )
+    total = sum(p.stat().st_size for p in logs)
+    gone = []
+    for p in logs[:-1]:
+        if total <= max_bytes:
+            break
+        total -= p.stat().st_size
+        p.unlink(missing_ok=True)
+        gone.append(p)
+    return gone
+
+
 def filter_events(
     events: Iterable[dict[str, Any] | Event], kind: str | None = None, text: str | None = None
 ) -> Iterator[dict[str, Any]]:

@@ -31,6 +31,8 @@ class Syllabus:
     save_minutes: float = 3.0
     milestone_every: int = 10_000
     """After the landmarks (steps 100, 1k, 10k), a milestone snapshot every this many steps."""
+    logs_max_mb: int = 200
+    """Run logs of all runs together stay under this; the oldest runs go first."""
     milestone_keep: int = 24
     """At most this many milestones on disk (landmarks and the newest stay)."""
 

@@ -23,7 +23,7 @@ from brain import build_brain, config_from_dict
 from school.calligraphist import Calligraphist
 from school.classroom import Classroom, open_classroom
 from school.cohort import join_cohort
-from school.counsellor import Counsellor, RunLog
+from school.counsellor import Counsellor, RunLog, prune_logs
 from school.events import (
     ChatEvent,
     ErrorEvent,
@@ -335,6 +335,8 @@ class Tutor:
             finally:
                 self.cohort.leave()
             return
+        for old in prune_logs(self.paths.logs, self.syllabus.logs_max_mb * 2**20):
+            self._warn(f"old run log {old.name} removed: logs are kept under {self.syllabus.logs_max_mb} MB")
         log = RunLog(self.paths.logs)
         self.run_id = log.run_id
 

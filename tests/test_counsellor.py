@@ -187,3 +187,18 @@ def test_filter_events(tmp_path: Path) -> None:
     assert list(filter_events(records, kind="eval", text="nowhere")) == []
     assert len(list(filter_events(records))) == len(ALL_EVENTS)
     assert [r["reason"] for r in filter_events(ALL_EVENTS, text="manual")] == ["manual"]
+
+
+def test_prune_logs_keeps_the_newest_within_the_budget(tmp_path: Path) -> None:
+    import os
+
+    from school.counsellor import prune_logs
+
+    for i in range(5):
+        p = tmp_path / f"run{i}.jsonl"
+        p.write_bytes(b"x" * 1000)
+        os.utime(p, ns=(i * 10**9, i * 10**9))
+    gone = prune_logs(tmp_path, max_bytes=2500)
+    assert sorted(p.name for p in gone) == ["run0.jsonl", "run1.jsonl", "run2.jsonl"]
+    assert sorted(p.name for p in tmp_path.glob("*.jsonl")) == ["run3.jsonl", "run4.jsonl"]
+    assert prune_logs(tmp_path, max_bytes=10) == [tmp_path / "run3.jsonl"]  # the newest stays

@@ -1,4 +1,5 @@
-"""Snapshots of the main screen and the logs screen in a fixed state (scripted events, a fixed clock)."""
+"""Snapshots of the main screen (also inspecting a reply) and the logs screen in a fixed state
+(scripted events, a fixed clock)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from textual.pilot import Pilot
 
 from babyterm.app import BabytermApp
 from babyterm.screens.logs import LogsScreen
+from babyterm.widgets.attention_strip import AttentionStrip
 from school.options import TrainOptions
 from soul.paths import baby_paths
 from tests.fake_link import FakeLink, until, write_chat, write_logs
@@ -57,6 +59,26 @@ def test_main_screen(home: Path, snap_compare: Any) -> None:
 def test_main_screen_narrow(home: Path, snap_compare: Any) -> None:
     app, link = main_app(home)
     assert snap_compare(app, run_before=learned(link), terminal_size=(80, 24))
+
+
+def test_chat_inspect_mode(home: Path, snap_compare: Any) -> None:
+    """A reply to a marked word, its second token selected, the inspector and layer 1's attention."""
+    app, link = main_app(home)
+
+    async def run_before(pilot: Pilot[None]) -> None:
+        assert isinstance(pilot.app, BabytermApp)
+        await until(pilot, lambda: link.started == 1)
+        chat = pilot.app.main_screen.chat
+        link.advance(60)
+        chat.ask("what is a *[list]*?")
+        await until(pilot, lambda: chat.in_flight is None)
+        await pilot.press("k", "i", "right")
+        strip = chat.query_one(AttentionStrip)
+        await until(pilot, lambda: strip.event is not None and strip.event.index == 1)
+        await pilot.press("right_square_bracket")
+        await pilot.pause()
+
+    assert snap_compare(app, run_before=run_before, terminal_size=(120, 36))
 
 
 def test_logs_screen(home: Path, snap_compare: Any) -> None:
