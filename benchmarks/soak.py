@@ -60,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     growth = settled[-1][2] - settled[0][2]
     print(
         f"soak: {args.minutes:.0f} min, {samples[-1][1]} steps, "
-        f"RSS {settled[0][2]:.0f} -> {settled[-1][2]:.0f} MB after the first 5 minutes ({growth:+.0f} MB), logs {samples[-1][3]:.1f} MB"
+        f"RSS {settled[0][2]:.0f} -> {settled[-1][2]:.0f} MB after the first 5 minutes ({growth:+.0f} MB), "
+        f"logs {samples[-1][3]:.1f} MB"
     )
     return 0
 

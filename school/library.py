@@ -27,7 +27,7 @@ from school.tokenizer import split_pieces
 
 Log = Callable[[str], None]
 
-READ_BYTES = 1 << 30  # bytes read at a time; a block, its text and its UTF-8 bound the memory used
+READ_BYTES = 4 << 20  # bytes read at a time; a block, its text and its UTF-8 bound the memory used
 SAMPLE_PIECE = 1 << 18  # the tokenizer's sample comes in pieces of about this many characters
 
 

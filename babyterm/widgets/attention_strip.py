@@ -119,7 +119,7 @@ class AttentionStrip(Static):
             return
         parts: list[str | tuple[str, str | Style]] = [(self.title(), "bold")]
         if event.layers:
-            parts.append(("   [ ] layer  { } head", "$text-muted"))
+            parts.append(("  [ ] layer { } head", "$text-muted"))
         if event.windows:
             parts += self.window_lines(event)
         parts.append("\n")
