@@ -135,7 +135,8 @@ def _give_birth(paths, options, brain_overrides, device, progress, warn) -> tupl
     if preset not in PRESET_NAMES:
         raise SoulError(f"unknown preset {preset!r}: choose one of {', '.join(PRESET_NAMES)}")
     check_home_writable(paths.home)
-    fresh = not paths.root.exists()
+    # fresh: nothing there yet but, perhaps, the lock of the trainer giving birth
+    fresh = not paths.root.exists() or all(p.name == paths.lock.name for p in paths.root.iterdir())
     for stale in (paths.tokenizer, paths.corpus):  # left by a birth that failed half-way
         if stale.is_dir():
             shutil.rmtree(stale)
@@ -151,7 +152,9 @@ def _give_birth(paths, options, brain_overrides, device, progress, warn) -> tupl
         record = BabyRecord(config.to_dict(), preset, SYLLABI[preset].to_dict(), options.library)
         record.save(paths)  # written last: a baby exists once its config.json does
     except BaseException:
-        if fresh:
-            shutil.rmtree(paths.root, ignore_errors=True)
+        if fresh:  # a birth that failed leaves nothing behind (the lock goes with its holder)
+            for leftover in paths.root.iterdir():
+                if leftover.name != paths.lock.name:
+                    shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink(missing_ok=True)
         raise
     return record, librarian

@@ -51,6 +51,11 @@ def _why(e: OSError) -> str:
     return f"unreadable ({e.strerror or e})"
 
 
+def _shown(name: str) -> str:
+    """A file name as text: bytes that are not UTF-8 (kept by os as lone surrogates) become U+FFFD."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 def _kind(mode: int) -> str:
     for test, name in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a device")):
         if test(mode):
@@ -100,10 +105,6 @@ def _decoded(path: Path) -> Iterator[str]:
             raise _Unreadable(_why(e)) from None
 
 
-def _given(text: str) -> Iterator[str]:
-    yield text
-
-
 class _Reader:
     """One document's text, block by block, hashed and counted exactly as it is handed on."""
 
@@ -115,7 +116,8 @@ class _Reader:
         self.error = ""
 
     def texts(self) -> Iterator[str]:
-        source = _decoded(self.path) if self.path is not None else _given(self.text or "")
+        given = (t for t in [self.text or ""])  # a generator, so it closes like the file's
+        source = _decoded(self.path) if self.path is not None else given
         try:
             for text in source:
                 data = text.encode("utf-8")
@@ -166,8 +168,9 @@ def _pieces(texts: Iterable[str], size: int) -> Iterator[str]:
         yield carry
 
 
-def _walk(root: Path, log: Log) -> list[Path]:
-    """Regular files under `root` (links followed), hidden ones left out; each folder is read once."""
+def _walk(root: Path, log: Log) -> list[tuple[str, Path]]:
+    """(name, path) of regular files under `root` (links followed), hidden ones left out; each
+    folder is read once. Names are for showing and fingerprints; paths for opening."""
     found: list[tuple[str, Path]] = []
     seen: set[tuple[int, int]] = set()
     stack: list[tuple[Path, str]] = [(root, ".")]  # a stack, not recursion: nesting has no limit
@@ -185,7 +188,7 @@ def _walk(root: Path, log: Log) -> list[Path]:
             log(f"skipped {rel}: {_why(e)}")
             continue
         for name in names:
-            path, sub = folder / name, name if rel == "." else f"{rel}/{name}"
+            path, sub = folder / name, _shown(name) if rel == "." else f"{rel}/{_shown(name)}"
             if name.startswith("."):
                 log(f"skipped {sub}: hidden")
                 continue
@@ -203,7 +206,7 @@ def _walk(root: Path, log: Log) -> list[Path]:
                 found.append((sub, path))
             else:
                 log(f"skipped {sub}: not a regular file ({_kind(mode)})")
-    return [p for _, p in sorted(found)]
+    return sorted(found)
 
 
 class Library:
@@ -260,12 +263,11 @@ class Library:
             raise LibraryError(f"library not found: {root}") from None
         except OSError as e:
             raise LibraryError(f"cannot read library {root}: {_why(e)}") from None
-        paths = _walk(root, log) if is_dir else [root]
-        if not paths:
+        files = _walk(root, log) if is_dir else [(_shown(root.name), root)]
+        if not files:
             raise LibraryError(f"library {root} has no files")
         lib = cls(str(root), log)
-        for p in paths:
-            name = p.relative_to(root).as_posix() if p != root else p.name
+        for name, p in files:
             reader = _Reader(p).read_all()
             if reader.error:
                 log(f"skipped {name}: {reader.error}")

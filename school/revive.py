@@ -43,7 +43,7 @@ def revive(paths: BabyPaths, device: torch.device | str = "cpu", step: int | Non
     if step is not None:
         ckpt.load_model_tensors(model, load_milestone(paths.milestones, step, str(device)))
         return Revived(record, tokenizer, model.eval(), step, [], f"milestone step {step}")
-    found = ckpt.load_latest(paths.checkpoints, device)
+    found = ckpt.load_latest(paths.checkpoints, device, expect=ckpt.tensor_shapes(model))
     step, warnings = 0, []
     if found is not None:
         ckpt.load_model_tensors(model, found.model)

@@ -20,6 +20,7 @@ from brain.babyllm import window_reach
 from brain.generate import Sampling, TokenChoice, generate
 from school.emphasis import emphasis_bias, parse_marks
 from school.events import InsightEvent
+from school.tokenizer import scrub
 from soul import checkpoint as ckpt
 from soul.jsonl import append_jsonl
 from soul.milestones import load_milestone
@@ -95,7 +96,7 @@ class Speaker:
     def reply(self, cmd: dict[str, Any]) -> None:
         t = self.tutor
         reply_id = str(cmd.get("id", ""))
-        raw = str(cmd.get("text", ""))[:MAX_PROMPT_CHARS]
+        raw = scrub(str(cmd.get("text", "")))[:MAX_PROMPT_CHARS]
         self.prompts[reply_id] = raw
         try:
             model, weights = self.model_for(cmd.get("weights"))
@@ -178,7 +179,7 @@ class Speaker:
         """The user's better answer becomes training text (babyLLM's infer2 did this)."""
         t = self.tutor
         reply_id = str(cmd.get("id", ""))
-        correction = str(cmd.get("text", "")).strip()
+        correction = scrub(str(cmd.get("text", ""))).strip()
         if not correction:
             return
         prompt = self.prompts.get(reply_id, "")

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import queue
 import random
+import sys
 import time
 from collections import deque
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -43,7 +46,9 @@ from school.speaker import Speaker
 from soul import checkpoint as ckpt
 from soul import codec
 from soul.jsonl import append_jsonl
+from soul.lock import BabyLock
 from soul.milestones import is_milestone, save_milestone
+from soul.paths import baby_paths
 
 Subscriber = Callable[[Event], None]
 ROLLBACK_AFTER = 3  # consecutive non-finite steps before rolling back to the last checkpoint
@@ -152,7 +157,9 @@ class Tutor:
         self.emit(ErrorEvent(self.step, message, fatal=False))
 
     def _resume(self) -> None:
-        found = ckpt.load_latest(self.paths.checkpoints, self.room.device)
+        found = ckpt.load_latest(
+            self.paths.checkpoints, self.room.device, expect=ckpt.tensor_shapes(self.model)
+        )
         if found is None:
             return
         for w in found.warnings:
@@ -326,7 +333,22 @@ class Tutor:
     # -- the loop -------------------------------------------------------------------------------
 
     def run(self, should_continue: Callable[[], bool] | None = None) -> None:
-        """Train until a stop command, the step or time budget, or should_continue() turns False."""
+        """Train until a stop command, the step or time budget, or should_continue() turns False.
+
+        Holds the baby's lock while it trains: a second trainer of the same baby is refused with a
+        line naming this process.
+        """
+        lock = None
+        if self.room is None and int(os.environ.get("RANK", "0")) == 0:
+            lock = BabyLock(baby_paths(self.options.baby, self.options.home), log=self._warn)
+            lock.acquire(" ".join([Path(sys.argv[0]).name, *sys.argv[1:]])[:200])
+        try:
+            self._run(should_continue)
+        finally:
+            if lock is not None:
+                lock.release()
+
+    def _run(self, should_continue: Callable[[], bool] | None) -> None:
         self.prepare()
         if not self.cohort.lead:  # the lead alone writes the soul and speaks
             self.subscribers.clear()

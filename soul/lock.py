@@ -31,6 +31,7 @@ except ImportError:  # Windows
     fcntl = None  # type: ignore[assignment]
 
 UNREADABLE_STALE_S = 10.0  # a lock file nobody could parse for this long was cut short by a crash
+BUSY_WAIT_S = 1.0  # how long a held lock may go without a live holder's record before refusing
 
 
 def _alive(pid: int) -> bool:
@@ -124,14 +125,24 @@ class BabyLock:
 
     def _flock(self) -> bool:
         """Lock the folder; False when this filesystem cannot flock (use the lock file instead)."""
-        for _ in range(3):
-            fd = os.open(self.paths.root, os.O_RDONLY)
+        deadline = time.monotonic() + BUSY_WAIT_S
+        while True:
+            try:
+                fd = os.open(self.paths.root, os.O_RDONLY)
+            except OSError as e:
+                raise SoulError(f"cannot open {self.paths.root}: {e.strerror or e}") from None
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 locked, now = os.fstat(fd), os.stat(self.paths.root)
             except BlockingIOError:
                 os.close(fd)
-                raise SoulError(self._busy(self._holder_info())) from None
+                # Held. Refuse once a live holder's record names it; until then it may be a
+                # holder() probe, or a new holder still writing its record: try again shortly.
+                info = _read(self.paths)
+                if (info is not None and not _stale(self.paths, info)) or time.monotonic() > deadline:
+                    raise SoulError(self._busy(info)) from None
+                time.sleep(0.01)
+                continue
             except OSError:  # e.g. NFS, which emulates flock with write locks a folder cannot take
                 os.close(fd)
                 return False
@@ -139,18 +150,9 @@ class BabyLock:
                 self._fd = fd
                 return True
             os.close(fd)  # the folder was removed and made again meanwhile: lock the new one
+            if time.monotonic() > deadline:
+                raise SoulError(f"cannot lock {self.paths.root}: it keeps being replaced")
             self.paths.root.mkdir(parents=True, exist_ok=True)
-        raise SoulError(f"cannot lock {self.paths.root}: it keeps being replaced")
-
-    def _holder_info(self) -> dict[str, Any] | None:
-        """The record of the process holding the flock; it may still be writing it, so wait a little."""
-        info = None
-        for _ in range(20):
-            info = _read(self.paths)
-            if info is not None and not _stale(self.paths, info):
-                return info
-            time.sleep(0.05)
-        return info
 
     def _create(self, me: dict[str, Any]) -> None:
         """Without flock: trainer.lock is the lock, created only if absent (or left by a dead process)."""

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -197,3 +198,27 @@ def test_hold_releases_and_leaves_no_empty_folder(paths: BabyPaths, mode: str) -
     with pytest.raises(RuntimeError), BabyLock(paths).hold("x") as lock:
         lock.acquire("again")
     assert paths.root.exists() and not paths.lock.exists() and holder(paths) is None
+
+
+def test_asking_who_holds_the_lock_never_refuses_a_trainer(paths: BabyPaths) -> None:
+    """holder() takes the flock for an instant; a trainer that meets it waits it out, not refuses."""
+    paths.root.mkdir(parents=True)
+    done = threading.Event()
+    probes = 0
+
+    def probe() -> None:
+        nonlocal probes
+        while not done.is_set():
+            holder(paths)
+            probes += 1
+
+    prober = threading.Thread(target=probe)
+    prober.start()
+    try:
+        for _ in range(100):
+            with BabyLock(paths).hold("babyterm train"):
+                pass
+    finally:
+        done.set()
+        prober.join()
+    assert probes > 100

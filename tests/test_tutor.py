@@ -186,3 +186,26 @@ def test_existing_baby_refuses_another_brain(small_library: Path) -> None:
     other = make_tutor(small_library, brain="babyllm")
     with pytest.raises(SoulError, match="--baby"):
         other.prepare()
+
+
+def test_one_baby_one_trainer(small_library: Path) -> None:
+    import os
+
+    first = make_tutor(small_library)
+    first.options.steps = 10_000
+    thread = threading.Thread(target=first.run)
+    thread.start()
+    try:
+        end = __import__("time").monotonic() + 60
+        while first.step < 2 and __import__("time").monotonic() < end:
+            threading.Event().wait(0.02)
+        second = make_tutor(small_library)
+        with pytest.raises(SoulError, match=f"process {os.getpid()}"):
+            second.run()
+    finally:
+        first.send({"cmd": "stop"})
+        thread.join(60)
+    third = make_tutor(small_library)  # the lock went with the first trainer
+    third.options.steps = 1
+    third.run()
+    assert third.step == first.step + 1
