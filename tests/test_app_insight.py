@@ -15,6 +15,7 @@ from babyterm.widgets.attention_strip import AttentionStrip
 from babyterm.widgets.chat import ChatMessage, ChatPane
 from babyterm.widgets.chat_message import HIGH, LOW
 from babyterm.widgets.chat_settings import ChatSettings, SettingsLine
+from babyterm.widgets.inspect_panel import InspectPanel
 from babyterm.widgets.token_inspector import TokenInspector
 from school.events import InsightEvent
 from school.options import TrainOptions
@@ -87,7 +88,7 @@ async def test_each_command_changes_the_next_chat(notes: list) -> None:
             sent = link.commands("chat")[-1]
             assert [sent[key] for _, key, _ in pair] == [value for _, _, value in pair], pair
         line = str(pilot.app.main_screen.query_one(SettingsLine).content)
-        assert line == "greedy · rep 1.2 · max 200 · *emph* ×3"
+        assert line == "greedy · rep 1.2 · max 200 · emph ×3"
         await type_in(pilot, "/reset", "once more")
         assert {k: link.commands("chat")[-1][k] for k in DEFAULTS} == DEFAULTS
         assert not [n for n in notes if n[0] == "warning"]
@@ -119,6 +120,13 @@ async def test_help_lists_the_commands_with_their_values() -> None:
             assert line in text
         for command in ("/conf", "/step", "/steps", "/live", "/inspect", "/correct"):
             assert command in text
+        await pilot.press("escape", "question_mark")  # the help screen has the keys and commands too
+        await pilot.pause()
+        text = str(pilot.app.screen.query_one("#help-keys").content)
+        for row in ("k ", "i ", "←, h", "[ ", "{, comma", "/temp 0.8", "/step 1000", "/emph 3"):
+            assert row in text
+        titles = {c.title for c in pilot.app.get_system_commands(pilot.app.screen)}
+        assert {"Confidence colours", "Inspect a reply"} <= titles
 
 
 async def test_confidence_colours_replies_that_have_token_data() -> None:
@@ -129,6 +137,8 @@ async def test_confidence_colours_replies_that_have_token_data() -> None:
         await ask_and_wait(pilot, "hi", link)
         old, new = replies(app)
         assert spans(new) == [] and spans(old) == []
+        assert str(old.content).startswith("baby · live step 10\n")  # the weights that answered
+        assert str(new.content).startswith("baby · live step 0\n")
         await pilot.press("escape", "k")  # leave the input; k is the app's key then
         assert pane(app).confidence and "confidence" in pane(app).border_subtitle
         colours = [s.foreground for s in spans(new)]
@@ -145,20 +155,21 @@ async def test_inspect_shows_alternatives_and_what_a_token_looked_at(notes: list
     async with BabytermApp(TrainOptions(), link=link).run_test(size=SIZE) as pilot:
         app, chat = pilot.app, pane(pilot.app)
         await pilot.press("i")
-        assert notes[-1][0] == "warning" and chat.selection is None  # nothing to inspect yet
+        assert notes[-1][0] == "warning" and chat.inspector.selected is None  # nothing to inspect yet
         first = await ask_and_wait(pilot, "the *raven* flew", link)
         second = await ask_and_wait(pilot, "and then?", link)
         await pilot.press("escape", "i", "right")
-        assert chat.selection == (second["id"], 1) and chat.has_class("-inspecting")
-        assert isinstance(app.focused, TokenInspector)
+        assert chat.inspector.selected == (second["id"], 1) and chat.has_class("-inspecting")
+        assert isinstance(app.focused, InspectPanel)
         reply = chat.replies[second["id"]]
         assert [s.reverse for s in spans(reply)] == [True]  # the selected token, and only it
-        shown = str(chat.query_one(TokenInspector).content)
+        inspector = chat.query_one(TokenInspector)
+        shown = str(inspector.content)
         token = reply.tokens[1]
-        assert "token 2 of 4" in shown and f"p {token['prob']:.1%}" in shown
+        assert inspector.border_title == "token 2 of 4" and f"p {token['prob']:.1%}" in shown
         for _, prob, _ in token["top"]:
             assert f"{prob:6.1%}" in shown
-        assert shown.count("\n") >= 6  # a header, p and margin, five alternatives
+        assert shown.count("\n") == 5  # the token with p and margin, five alternatives
         wanted = {"cmd": "attend", "id": second["id"], "index": 1}
         await until(pilot, lambda: link.commands("attend")[-1:] == [wanted])
         assert len(link.commands("attend")) <= 2  # debounced: at most the one it rested on before
@@ -167,30 +178,30 @@ async def test_inspect_shows_alternatives_and_what_a_token_looked_at(notes: list
         assert strip.event.index == 1 and strip.weights() == strip.event.mean
         styles = [span.style for span in strip.content.spans if isinstance(span.style, Style)]
         assert len({s.background for s in styles if s.background is not None}) > 1  # shaded by weight
-        assert "layer avg · head avg" in str(strip.content)
+        assert strip.border_title == "looked at · layer avg · head avg"
         event = strip.event
         await pilot.press("right_square_bracket")
-        assert "layer 1/2 · head avg" in str(strip.content)
+        assert strip.border_title == "looked at · layer 1/2 · head avg"
         layer0 = [sum(col) / 4 for col in zip(*event.layers[0], strict=True)]
         assert strip.weights() == pytest.approx(layer0)
         await pilot.press("right_curly_bracket")
-        assert "layer 1/2 · head 1/4" in str(strip.content) and strip.weights() == event.layers[0][0]
+        assert strip.border_title.endswith("layer 1/2 · head 1/4") and strip.weights() == event.layers[0][0]
         await pilot.press("left_square_bracket", "full_stop")
-        assert "layer avg · head 2/4" in str(strip.content)
+        assert strip.border_title.endswith("layer avg · head 2/4")
         # a late answer about a token the user has left is kept, not shown
         link.emit(InsightEvent(0, second["id"], 0, ["x"], [1.0], [1.0]))
         await pilot.pause(0.15)
         assert strip.event.index == 1
         await pilot.press("up")  # the earlier reply, its marked word underlined in the strip
-        assert chat.selection == (first["id"], 1)
+        assert chat.inspector.selected == (first["id"], 1)
         await until(pilot, lambda: strip.event is not None and strip.event.reply_id == first["id"])
         assert "boost ×2 on raven" in str(strip.content)
         underlined = [s for s in strip.content.spans if isinstance(s.style, Style) and s.style.underline]
         assert [str(strip.content)[s.start : s.end] for s in underlined] == [" raven"]
         await pilot.press("left", "left")
-        assert chat.selection == (first["id"], 0)
+        assert chat.inspector.selected == (first["id"], 0)
         await pilot.press("escape")
-        assert chat.selection is None and not chat.has_class("-inspecting") and app.focused is None
+        assert chat.inspector.selected is None and not chat.has_class("-inspecting") and app.focused is None
         assert spans(chat.replies[first["id"]]) == []
 
 
@@ -202,8 +213,8 @@ async def test_babyllm_shows_windows_and_gates(notes: list) -> None:
         strip = pane(pilot.app).query_one(AttentionStrip)
         await until(pilot, lambda: strip.event is not None)
         text = str(strip.content)
-        assert "window reach (babyllm)" in text and "2.0:50% 4.5:30% 9.2:20%" in text
-        assert "gates 0.41 0.77" in text and "tok 60%" in text
+        assert strip.border_title == "babyllm · window reach" and strip.weights() == strip.event.mean
+        assert "size:mix 2.0:50% 4.5:30% 9.2:20%" in text and "memory gates 0.41 0.77" in text
         await pilot.press("right_square_bracket")
         assert notes[-1] == ("warning", "babyllm reads through windows, not heads")
 

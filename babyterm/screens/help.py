@@ -17,6 +17,7 @@ from babyterm.screens.logs import LogsScreen
 from babyterm.screens.main import MainScreen
 from babyterm.widgets.chat import ChatPane
 from babyterm.widgets.chat_settings import COMMANDS
+from babyterm.widgets.inspect_panel import InspectPanel
 
 NAMES = {
     "space": "Space",
@@ -81,6 +82,7 @@ class HelpScreen(ModalScreen[None]):
                     *COMMANDS,
                 ],
             ),
+            ("inspect mode (i or /inspect)", key_rows(InspectPanel.BINDINGS)),
             ("logs screen", key_rows(LogsScreen.BINDINGS)),
         ]
         parts: list[Content | str | tuple[str, str]] = []

@@ -82,17 +82,18 @@ class MainScreen(Screen[None]):
             ("#scribe", (ScribeEvent,)),
             ("#chat", (ChatEvent, InsightEvent)),
         ]
+        # query, not query_one: a drain can land while the app closes and its widgets are gone
         for selector, kinds in routes:
             mine = [e for e in events if isinstance(e, kinds)]
-            if mine:
-                self.query_one(selector).post_message(EventBatch(mine))
+            for widget in self.query(selector) if mine else ():
+                widget.post_message(EventBatch(mine))
         train = [(e.step, e.loss) for e in events if isinstance(e, StepEvent)]
         val = [(e.step, e.val_loss) for e in events if isinstance(e, EvalEvent)]
-        if train or val:
-            self.query_one(LossPlot).add(train, val)
+        for plot in self.query(LossPlot) if train or val else ():
+            plot.add(train, val)
         pixels = [e for e in events if isinstance(e, PixelEvent)]
-        if pixels:
-            self.query_one(Pixel).post_message(PixelChanged(pixels[-1]))
+        for pixel in self.query(Pixel) if pixels else ():
+            pixel.post_message(PixelChanged(pixels[-1]))
 
     def action_focus_chat(self) -> None:
         self.query_one("#chat-input").focus()
@@ -104,7 +105,7 @@ class MainScreen(Screen[None]):
         self.chat.confidence = not self.chat.confidence
 
     def action_inspect(self) -> None:
-        self.chat.inspect()
+        self.chat.inspector.open()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "stop_reply":  # shown only while a reply is streaming

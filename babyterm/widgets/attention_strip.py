@@ -1,5 +1,5 @@
 """What a token looked at: the context as a heat strip, by layer and head (transformer) or window reach
-(babyllm), with the emphasised words underlined and their boost shown."""
+with the window sizes, their mix and the memory gates (babyllm); emphasised words underlined, boost shown."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from textual.widgets import Static
 from babyterm.text import clean
 from school.events import InsightEvent
 
-STRIP_LINES = 5
+STRIP_LINES = 4
 """At most this many lines of context; older text is cut (the newest is what a token leans on most)."""
 # Heat colours are data, like the pixel: cold is nearly the pane, hot is a bright ember.
 COLD, HOT = Color(40, 42, 58), Color(250, 165, 60)
@@ -61,6 +61,7 @@ class AttentionStrip(Static):
 
     def waiting(self) -> None:
         self.event = None
+        self.border_title = "looked at"
         self.update(Content.styled("what it looked at: asking the baby…", "$text-muted italic"))
 
     def show_insight(self, event: InsightEvent) -> None:
@@ -106,7 +107,7 @@ class AttentionStrip(Static):
         if event is None:
             return ""
         if event.windows:
-            return "window reach (babyllm)"
+            return "babyllm · window reach"
         if not event.layers:
             return "looked at · average"
         layer = "avg" if self.at_layer is None else f"{self.at_layer + 1}/{len(event.layers)}"
@@ -117,36 +118,24 @@ class AttentionStrip(Static):
         event = self.event
         if event is None:
             return
-        parts: list[str | tuple[str, str | Style]] = [(self.title(), "bold")]
-        if event.layers:
-            parts.append(("  [ ] layer { } head", "$text-muted"))
-        if event.windows:
-            parts += self.window_lines(event)
-        parts.append("\n")
-        parts += self.strip(event)
+        self.border_title = self.title()
+        parts = [*self.window_lines(event), *self.strip(event)] if event.windows else self.strip(event)
         self.update(Content.assemble(*parts))
 
     def on_resize(self) -> None:
         self.draw()  # the strip keeps as much context as the width shows
 
     def window_lines(self, event: InsightEvent) -> list[str | tuple[str, str | Style]]:
-        """babyllm's learned windows and how they are mixed, its memory gates and its input blend."""
+        """babyllm's learned window sizes with their share of the mix, and its memory gates."""
         w = event.windows
         mixed = zip(w.get("sizes", []), w.get("mix", []), strict=False)
-        sizes = " ".join(f"{s:.1f}:{m:.0%}" for s, m in mixed)
-        gates = " ".join(f"{g:.2f}" for g in w.get("gates", []))
-        blend = " ".join(
-            f"{name} {b:.0%}" for name, b in zip(("tok", "pos", "pix"), w.get("blend", []), strict=False)
-        )
         return [
+            ("size:mix ", "$text-muted"),
+            " ".join(f"{size:.1f}:{mix:.0%}" for size, mix in mixed),
             "\n",
-            ("windows ", "$text-muted"),
-            sizes,
+            ("memory gates ", "$text-muted"),
+            " ".join(f"{g:.2f}" for g in w.get("gates", [])),
             "\n",
-            ("gates ", "$text-muted"),
-            gates,
-            ("  blend ", "$text-muted"),
-            blend,
         ]
 
     def strip(self, event: InsightEvent) -> list[str | tuple[str, str | Style]]:
@@ -167,7 +156,14 @@ class AttentionStrip(Static):
         parts.append(" · ".join(f'"{piece_text(event.context[i])}" {weights[i]:.0%}' for i in strongest))
         marked = [i for i in range(n) if boosted(emphasis[i])]
         if marked:
-            words = " ".join(dict.fromkeys(piece_text(event.context[i]).strip() for i in marked))
+            # neighbouring marked pieces are one word ("b" "e" -> "be"); each word once
+            runs: list[str] = []
+            for i in marked:
+                if i - 1 in marked:
+                    runs[-1] += piece_text(event.context[i])
+                else:
+                    runs.append(piece_text(event.context[i]))
+            words = " ".join(dict.fromkeys(run.strip() for run in runs))
             parts += ["\n", (f"boost ×{emphasis[marked[0]]:.3g} on ", "$text-muted")]
             parts.append((words, "underline bold"))
         return parts

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import uuid
-from collections import OrderedDict
 from pathlib import Path
 from typing import ClassVar
 
@@ -13,11 +12,9 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical, VerticalScroll
 from textual.reactive import reactive
-from textual.timer import Timer
 from textual.widgets import Input, Static
 
 from babyterm.messages import EventBatch, TrainerCommand
-from babyterm.widgets.attention_strip import AttentionStrip
 from babyterm.widgets.chat_message import ChatMessage
 from babyterm.widgets.chat_settings import (
     SETTINGS,
@@ -27,7 +24,7 @@ from babyterm.widgets.chat_settings import (
     help_lines,
     milestone_step,
 )
-from babyterm.widgets.token_inspector import TokenInspector
+from babyterm.widgets.inspect_panel import InspectPanel
 from school.events import ChatEvent, InsightEvent
 from soul.jsonl import tail_jsonl
 from soul.milestones import list_milestones
@@ -36,14 +33,10 @@ __all__ = ["ChatMessage", "ChatPane"]
 
 HISTORY = 200
 """Messages of earlier sessions shown at launch."""
-ATTEND_DELAY = 0.15
-"""Seconds a selection must rest before the trainer is asked what that token looked at."""
-KEEP_INSIGHTS = 64
-INSPECT_ACTIONS = {"move", "other_reply", "layer", "head"}
 
 
 class ChatPane(Vertical):
-    """History, an inspector and an input; sends chat, chat_cancel, correct and attend commands up."""
+    """History, the inspect panel and an input; sends chat, chat_cancel and correct commands up."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding(
@@ -51,22 +44,7 @@ class ChatPane(Vertical):
             "stop_or_leave",
             "stop/leave",
             tooltip="stop the reply; else leave inspect mode; else leave the chat",
-        ),
-        # Inspect mode only (check_action); the token inspector holds the focus then.
-        Binding("left,h", "move(-1)", "token", key_display="←/→", tooltip="inspect: the previous token"),
-        Binding("right,l", "move(1)", "token", show=False, tooltip="inspect: the next token"),
-        Binding("up", "other_reply(-1)", "reply", key_display="↑/↓", tooltip="inspect: the reply before"),
-        Binding("down", "other_reply(1)", "reply", show=False, tooltip="inspect: the reply after"),
-        Binding(
-            "left_square_bracket", "layer(-1)", "layer", key_display="[/]", tooltip="inspect: layer back"
-        ),
-        Binding("right_square_bracket", "layer(1)", "layer", show=False, tooltip="inspect: next layer, avg"),
-        Binding(
-            "left_curly_bracket,comma", "head(-1)", "head", key_display="{/}", tooltip="inspect: head back"
-        ),
-        Binding(
-            "right_curly_bracket,full_stop", "head(1)", "head", show=False, tooltip="inspect: next head, avg"
-        ),
+        )
     ]
 
     confidence: reactive[bool] = reactive(False, init=False)
@@ -88,18 +66,13 @@ class ChatPane(Vertical):
         self.replies: dict[str, ChatMessage] = {}
         self.in_flight: str | None = None
         self.last_reply: str | None = None
-        self.selection: tuple[str, int] | None = None
-        """(reply id, token index) while inspecting."""
-        self.insights: OrderedDict[tuple[str, int], InsightEvent] = OrderedDict()
-        self._attend_timer: Timer | None = None
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="chat-history"):
             yield Static(
                 "Say something to the baby: it answers with the weights it has right now.", classes="hint"
             )
-        yield TokenInspector(id="token-inspector")
-        yield AttentionStrip(id="attention")
+        yield InspectPanel(self.inspectable, id="inspect")
         yield Input(placeholder="say something…  /help", id="chat-input")
         yield SettingsLine(id="chat-settings")
 
@@ -136,7 +109,7 @@ class ChatPane(Vertical):
     def show_settings(self) -> None:
         target = "live" if self.settings.weights is None else f"step {self.settings.weights:,}"
         self.border_title = f"chat · {target}"
-        modes = ["confidence" if self.confidence else "", "inspect" if self.selection else ""]
+        modes = ["confidence" if self.confidence else "", "inspect" if self.has_class("-inspecting") else ""]
         self.border_subtitle = " · ".join(m for m in modes if m)
         self.query_one(SettingsLine).show(self.settings)
 
@@ -168,7 +141,7 @@ class ChatPane(Vertical):
         elif name in ("conf", "confidence"):
             self.confidence = {"on": True, "off": False}.get(arg.lower(), not self.confidence)
         elif name == "inspect":
-            self.inspect()
+            self.inspector.open()
         elif name == "reset":
             self.settings = ChatSettings(max_tokens=self.max_tokens, weights=self.settings.weights)
             self.show_settings()
@@ -236,8 +209,8 @@ class ChatPane(Vertical):
     def action_stop_or_leave(self) -> None:
         if self.cancel():
             return
-        if self.selection is not None:
-            self.leave_inspect()
+        if self.has_class("-inspecting"):
+            self.inspector.close()
         else:
             self.screen.set_focus(None)  # back to the app's keys (space, s, l, …)
 
@@ -247,114 +220,33 @@ class ChatPane(Vertical):
             reply.show()
         self.show_settings()
 
-    # -- inspect mode -----------------------------------------------------------------------------
+    # -- inspect mode (the panel does the work; the pane widens for it) ---------------------------
+
+    @property
+    def inspector(self) -> InspectPanel:
+        return self.query_one(InspectPanel)
 
     def inspectable(self) -> list[ChatMessage]:
         """Replies that carry token data (this session's; history has none)."""
         return [m for m in self.replies.values() if m.tokens]
 
-    def inspect(self) -> bool:
-        """Select the first token of the newest reply that has token data; False (said) if none has."""
-        replies = self.inspectable()
-        if not replies:
-            self.notify("no reply to inspect yet: ask the baby something first", severity="warning")
-            return False
-        self.add_class("-inspecting")
-        self.select(replies[-1], 0)
-        self.query_one(TokenInspector).focus()
+    def on_inspect_panel_toggled(self, message: InspectPanel.Toggled) -> None:
+        self.set_class(message.active, "-inspecting")
         self.show_settings()
         self.screen.refresh_bindings()
-        return True
-
-    def leave_inspect(self, keep_focus: bool = False) -> None:
-        if self.selection is not None and self.selection[0] in self.replies:
-            self.replies[self.selection[0]].selected = None
-            self.replies[self.selection[0]].show()
-        self.selection = None
-        if self._attend_timer is not None:
-            self._attend_timer.stop()
-        if not keep_focus:
-            self.screen.set_focus(None)
-        self.remove_class("-inspecting")
-        self.show_settings()
-        self.screen.refresh_bindings()
-
-    def select(self, reply: ChatMessage, index: int) -> None:
-        index = max(0, min(index, len(reply.tokens) - 1))
-        if self.selection is not None and self.selection[0] in self.replies:
-            self.replies[self.selection[0]].selected = None
-            self.replies[self.selection[0]].show()
-        self.selection = (reply.reply_id, index)
-        reply.selected = index
-        reply.show()
-        reply.scroll_visible()
-        self.query_one(TokenInspector).show_token(reply.tokens[index], index, len(reply.tokens))
-        strip = self.query_one(AttentionStrip)
-        known = self.insights.get(self.selection)
-        if known is not None:
-            strip.show_insight(known)
-            return
-        strip.waiting()
-        if self._attend_timer is not None:  # only the selection the user rests on is asked about
-            self._attend_timer.stop()
-        self._attend_timer = self.set_timer(ATTEND_DELAY, self._send_attend)
-
-    def _send_attend(self) -> None:
-        self._attend_timer = None
-        if self.selection is None or self.selection in self.insights:
-            return
-        reply_id, index = self.selection
-        self.post_message(TrainerCommand({"cmd": "attend", "id": reply_id, "index": index}))
-
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        return self.selection is not None if action in INSPECT_ACTIONS else True
-
-    def action_move(self, delta: int) -> None:
-        if self.selection is not None:
-            reply_id, index = self.selection
-            self.select(self.replies[reply_id], index + delta)
-
-    def action_other_reply(self, delta: int) -> None:
-        replies = self.inspectable()
-        if self.selection is None or not replies:
-            return
-        ids = [m.reply_id for m in replies]
-        at = ids.index(self.selection[0]) if self.selection[0] in ids else len(ids) - 1
-        self.select(replies[max(0, min(at + delta, len(ids) - 1))], self.selection[1])
-
-    def action_layer(self, delta: int) -> None:
-        if not self.query_one(AttentionStrip).cycle_layer(delta):
-            self.no_heads()
-
-    def action_head(self, delta: int) -> None:
-        if not self.query_one(AttentionStrip).cycle_head(delta):
-            self.no_heads()
-
-    def no_heads(self) -> None:
-        strip = self.query_one(AttentionStrip)
-        why = "babyllm reads through windows, not heads" if strip.event else "still asking the baby"
-        self.notify(why, severity="warning", timeout=3)
 
     def on_descendant_focus(self, event: events.DescendantFocus) -> None:
-        if self.selection is not None and isinstance(event.widget, Input):
-            self.leave_inspect(keep_focus=True)  # typing again ends the inspection
+        if self.has_class("-inspecting") and isinstance(event.widget, Input):
+            self.inspector.close(keep_focus=True)  # typing again ends the inspection
 
     # -- events in --------------------------------------------------------------------------------
 
     def on_event_batch(self, message: EventBatch) -> None:
         for event in message.events:
             if isinstance(event, InsightEvent):
-                self.insight(event)
+                self.inspector.take(event)
             elif isinstance(event, ChatEvent):
                 self.chat_event(event)
-
-    def insight(self, event: InsightEvent) -> None:
-        key = (event.reply_id, event.index)
-        self.insights[key] = event
-        while len(self.insights) > KEEP_INSIGHTS:
-            self.insights.popitem(last=False)
-        if self.selection == key:  # an answer about a token the user has moved past is only kept
-            self.query_one(AttentionStrip).show_insight(event)
 
     def chat_event(self, event: ChatEvent) -> None:
         reply = self.replies.get(event.reply_id)

@@ -44,19 +44,20 @@ class ChatSettings:
         return fields
 
     def summary(self) -> str:
-        """Short and readable: what is on, leaving out what is off or at its neutral value."""
+        """Short enough for a narrow pane: what is on, leaving out what is off or neutral (/help spells
+        each one out)."""
         parts = ["greedy" if self.temperature == 0 else f"temp {_num(self.temperature)}"]
         if self.temperature > 0 and self.top_k:
-            parts.append(f"top-k {self.top_k}")
+            parts.append(f"k {self.top_k}")
         if self.temperature > 0 and self.top_p is not None:
-            parts.append(f"top-p {_num(self.top_p)}")
+            parts.append(f"p {_num(self.top_p)}")
         if self.repetition_penalty != 1.0:
             parts.append(f"rep {_num(self.repetition_penalty)}")
         parts.append(f"max {self.max_tokens}")
         if self.seed is not None:
             parts.append(f"seed {self.seed}")
         if self.emphasis != 2.0:
-            parts.append(f"*emph* ×{_num(self.emphasis)}")
+            parts.append(f"emph ×{_num(self.emphasis)}")
         return " · ".join(parts)
 
     def set(self, name: str, arg: str) -> str:
@@ -100,20 +101,20 @@ def _top_p(arg: str) -> float | None:
 
 SETTINGS: dict[str, tuple[str, Callable[[str], Any], str]] = {
     # /name: (field, parser, what it does)
-    "temp": ("temperature", _number(float, 0.0, 5.0, "temperature"), "temperature, 0 = greedy"),
-    "topk": ("top_k", _number(int, 0, 100_000, "top-k", off=0), "k likeliest, 0 = off"),
-    "topp": ("top_p", _top_p, "likeliest mass, or off"),
+    "temp": ("temperature", _number(float, 0.0, 5.0, "temperature"), "0 = greedy"),
+    "topk": ("top_k", _number(int, 0, 100_000, "top-k", off=0), "0 = off"),
+    "topp": ("top_p", _top_p, "0-1, or off"),
     "rep": (
         "repetition_penalty",
         _number(float, 0.0, 10.0, "repetition penalty", low_open=True),
-        "above 1: fewer repeats",
+        ">1: fewer repeats",
     ),
-    "max": ("max_tokens", _number(int, 1, 2000, "max tokens"), "longest reply (tokens)"),
-    "seed": ("seed", _number(int, 0, 2**63 - 1, "seed", off=None), "same seed, same reply"),
+    "max": ("max_tokens", _number(int, 1, 2000, "max tokens"), "reply tokens"),
+    "seed": ("seed", _number(int, 0, 2**63 - 1, "seed", off=None), "number, or off"),
     "emph": (
         "emphasis",
         _number(float, 0.0, 100.0, "emphasis", low_open=True),
-        "for *marked* words",
+        "*marked* words",
     ),
 }
 
@@ -138,22 +139,23 @@ COMMANDS: tuple[tuple[str, str], ...] = (
 
 
 def help_lines(settings: ChatSettings, confidence: bool) -> str:
-    """/help: each command and, for settings, its current value."""
-    current = {name: getattr(settings, field) for name, (field, _, _) in SETTINGS.items()}
-    lines = []
-    for name, (_, _, what) in SETTINGS.items():
-        value = current[name]
-        shown = "off" if value is None or (name == "topk" and value == 0) else _num(value)
-        lines.append(f"/{name} {shown:<6} {what}")
+    """/help: each command with its current value, in two columns narrow enough for the chat pane."""
+    rows = []
+    for name, (field, _, what) in SETTINGS.items():
+        value = getattr(settings, field)
+        rows.append(
+            (f"/{name} {'off' if value is None or (name == 'topk' and not value) else _num(value)}", what)
+        )
     target = "live" if settings.weights is None else f"step {settings.weights:,}"
-    lines += [
-        f"/conf   {'on' if confidence else 'off':<6} colour by confidence",
-        f"/step N {target:<6} milestone; /steps lists, /live",
-        "/inspect        tokens, alternatives, attention",
-        "/reset          sampling back to defaults",
-        "/correct TEXT   a better last reply",
+    rows += [
+        (f"/conf {'on' if confidence else 'off'}", "confidence colours"),
+        ("/step N", f"now {target}; /steps"),
+        ("/live", "the live weights"),
+        ("/inspect", "look inside a reply"),
+        ("/reset", "default sampling"),
+        ("/correct T", "fix the last reply"),
     ]
-    return "\n".join(lines)
+    return "\n".join(f"{left:<11} {right}" for left, right in rows)
 
 
 def milestone_step(folder: Path, arg: str) -> int:

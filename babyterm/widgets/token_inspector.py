@@ -28,17 +28,16 @@ def bar(prob: float, width: int = BAR) -> str:
     return "█" * (eighths // 8) + (EIGHTHS[eighths % 8] if eighths % 8 else "")
 
 
-class TokenInspector(Static, can_focus=True):
-    """Holds the focus while inspecting, so the chat pane's inspect keys are the ones in play."""
+class TokenInspector(Static):
+    """The selected token, its probability and margin, and the top five with bars."""
 
     def show_token(self, token: dict[str, Any], index: int, count: int) -> None:
         prob, margin = float(token.get("prob", 0.0)), float(token.get("margin", 0.0))
         chosen = token.get("id")
+        self.border_title = f"token {index + 1} of {count}"
         parts: list[str | tuple[str, str]] = [
-            (f"token {index + 1} of {count} ", "bold"),
             (quoted(str(token.get("text", "")), 24), "bold $accent"),
-            "\n",
-            (f"p {prob:.1%} · margin {margin:.1%} over the runner-up", "$text-muted"),
+            (f"  p {prob:.1%} · margin {margin:.1%}", "$text-muted"),
         ]
         for alt in token.get("top", [])[:5]:
             alt_id, alt_prob, alt_text = alt[0], float(alt[1]), str(alt[2]) if len(alt) > 2 else "?"
