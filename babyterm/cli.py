@@ -40,6 +40,7 @@ def _training(p: argparse.ArgumentParser) -> None:
         "--threads", type=int, default=None, help="torch CPU threads (default: all cores, up to 8)"
     )
     p.add_argument("--seed", type=int, default=1337)
+    p.add_argument("--compile", action="store_true", help="torch.compile the training step (try it on CUDA)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -108,6 +109,7 @@ def _options(args: argparse.Namespace) -> TrainOptions:
         device=args.device,
         threads=args.threads,
         seed=args.seed,
+        compile=getattr(args, "compile", False),
         steps=getattr(args, "steps", None),
         minutes=getattr(args, "minutes", None),
     )

@@ -35,12 +35,11 @@ sys.path.insert(0, str(ROOT))
 KEY = "Ж".encode()  # never in a training line, so its echo is unmistakable
 
 
-def run_speeds(logs: Path) -> list[float]:
+def run_speeds(logs: Path, since: float = 0.0, until: float = float("inf")) -> list[float]:
+    """tokens/s of the newest run's logged steps (after the first few), between two wall times."""
     newest = max(logs.glob("*.jsonl"), key=lambda p: p.stat().st_mtime_ns)
-    speeds = [
-        json.loads(line).get("tokens_per_s") for line in newest.read_text().splitlines() if '"step"' in line
-    ]
-    return [s for s in speeds if s][3:]
+    records = [json.loads(line) for line in newest.read_text().splitlines() if '"kind": "step"' in line]
+    return [r["tokens_per_s"] for r in records[3:] if since <= r["time"] < until]
 
 
 def headless(home: str, library: str, seconds: float, threads: int | None) -> float:
@@ -62,8 +61,11 @@ def headless(home: str, library: str, seconds: float, threads: int | None) -> fl
     return statistics.median(run_speeds(Path(home) / "babies" / "baby" / "logs"))
 
 
-def in_app(home: str, seconds: float, threads: int | None) -> tuple[float, list[float]]:
-    """Run the app in a pty on the baby; type into the chat; return (median tok/s, latencies ms)."""
+def in_app(home: str, seconds: float, threads: int | None) -> tuple[float, float, list[float]]:
+    """Run the app in a pty on the baby: `seconds` untouched, then as long typing into the chat.
+
+    Returns the median tokens/s untouched, the same while typing, and the key latencies (ms).
+    """
     argv = [sys.executable, "-m", "babyterm", "--home", home] + (
         ["--threads", str(threads)] if threads else []
     )
@@ -87,10 +89,11 @@ def in_app(home: str, seconds: float, threads: int | None) -> tuple[float, list[
 
     latencies: list[float] = []
     start = time.monotonic()
-    drain(start + 15)  # start-up: the trainer process and the first steps
+    drain(start + 15 + seconds)  # start-up, then training with nobody touching the keys
+    typing_from = time.time()
     os.write(fd, b"c")  # focus the chat
     drain(time.monotonic() + 0.5)
-    while time.monotonic() - start < seconds + 15:
+    while time.monotonic() - start < 2 * seconds + 15:
         t0 = time.monotonic()
         os.write(fd, KEY)
         if drain(t0 + 2.0, KEY):
@@ -104,7 +107,9 @@ def in_app(home: str, seconds: float, threads: int | None) -> tuple[float, list[
     os.write(fd, b"q")
     drain(time.monotonic() + 20)
     os.waitpid(pid, 0)
-    return statistics.median(run_speeds(Path(home) / "babies" / "baby" / "logs")), latencies
+    logs = Path(home) / "babies" / "baby" / "logs"
+    quiet, typing = run_speeds(logs, until=typing_from), run_speeds(logs, since=typing_from)
+    return statistics.median(quiet), statistics.median(typing), latencies
 
 
 def chat_cost(home: str, library: str, seconds: float, threads: int | None) -> dict[str, float]:
@@ -163,13 +168,14 @@ def main(argv: list[str] | None = None) -> int:
     library = str(Path(args.library).resolve())
     with tempfile.TemporaryDirectory() as home:
         speed_headless = headless(home, library, args.seconds, args.threads)
-        speed_app, lat = in_app(home, args.seconds, args.threads)
+        speed_app, speed_typing, lat = in_app(home, args.seconds, args.threads)
         chat = chat_cost(home, library, args.seconds, args.threads)
     lat.sort()
     pct = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] if lat else float("nan")  # noqa: E731
     print(
         f"training: headless {speed_headless:,.0f} tok/s, in the app {speed_app:,.0f} tok/s "
-        f"({100 * speed_app / speed_headless:.0f}% of headless)"
+        f"({100 * speed_app / speed_headless:.0f}% of headless); while typing a key every 0.3 s "
+        f"{speed_typing:,.0f} tok/s ({100 * speed_typing / speed_headless:.0f}%)"
     )
     print(f"key -> screen while training: p50 {pct(0.5):.0f} ms, p95 {pct(0.95):.0f} ms over {len(lat)} keys")
     print(

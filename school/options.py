@@ -24,6 +24,8 @@ class TrainOptions:
     threads: int | None = None
     """Torch CPU threads; None lets the tutor choose."""
     seed: int = 1337
+    compile: bool = False
+    """torch.compile the training step: no gain was measured on CPU; worth trying on CUDA."""
     vocab_size: int | None = None
     """Tokenizer size for a new baby (default 4200, like babyLLM); fixed for life after birth."""
 
