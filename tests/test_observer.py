@@ -8,16 +8,7 @@ from pathlib import Path
 
 from school.events import ChatEvent, Event, StateEvent, StepEvent
 from school.observer import LogTail, Observer
-from tests.test_tutor import make_tutor
-
-
-def wait_for(pred, timeout: float = 30.0) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return
-        time.sleep(0.02)
-    raise AssertionError("timed out")
+from tests.test_tutor import make_tutor, wait_for
 
 
 def test_log_tail_yields_only_whole_new_lines(tmp_path: Path) -> None:

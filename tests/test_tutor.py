@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -29,6 +31,16 @@ FAST = dict(
     save_every=10_000,
     save_minutes=60.0,
 )
+
+
+def wait_for(pred: Callable[[], bool], timeout: float = 60.0) -> None:
+    """Poll until `pred()` holds (a trainer in another thread gets there in its own time)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if pred():
+            return
+        time.sleep(0.02)
+    raise AssertionError("timed out")
 
 
 def make_tutor(library: Path, brain: str = "transformer", baby: str = "baby", **syllabus) -> Tutor:
@@ -105,16 +117,6 @@ def test_commands_pause_resume_save_stop(small_library: Path) -> None:
     events = collect(tutor)
     thread = threading.Thread(target=tutor.run)
     thread.start()
-
-    def wait_for(pred, timeout=60.0):
-        import time
-
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            if pred():
-                return
-            time.sleep(0.02)
-        raise AssertionError("timed out")
 
     wait_for(lambda: tutor.step >= 3)
     tutor.send({"cmd": "pause"})
@@ -196,9 +198,7 @@ def test_one_baby_one_trainer(small_library: Path) -> None:
     thread = threading.Thread(target=first.run)
     thread.start()
     try:
-        end = __import__("time").monotonic() + 60
-        while first.step < 2 and __import__("time").monotonic() < end:
-            threading.Event().wait(0.02)
+        wait_for(lambda: first.step >= 2)
         second = make_tutor(small_library)
         with pytest.raises(SoulError, match=f"process {os.getpid()}"):
             second.run()
