@@ -81,7 +81,8 @@ class BabytermApp(App[None]):
         self.theme = "tokyo-night"
 
     def get_default_screen(self) -> Screen[Any]:
-        self.main_screen = MainScreen(self.paths, self.chat_max_tokens)
+        watching = bool(getattr(self.link, "watch", False))
+        self.main_screen = MainScreen(self.paths, self.chat_max_tokens, recall=not watching)
         return self.main_screen
 
     def on_ready(self) -> None:

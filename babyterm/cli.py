@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from school.options import TrainOptions
+from school.options import MAX_PROMPT_CHARS, TrainOptions
 from soul.paths import SoulError
 
 USER_ERROR = 2
@@ -36,6 +36,12 @@ def _training(p: argparse.ArgumentParser) -> None:
     p.add_argument("--brain", choices=("transformer", "babyllm"), default=None, help="for a new baby")
     p.add_argument("--preset", choices=("tiny", "small", "original"), default=None, help="for a new baby")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default: auto)")
+    p.add_argument(
+        "--precision",
+        choices=("auto", "fp32", "bf16"),
+        default="auto",
+        help="bf16 autocast or fp32 (default auto: bf16 on CUDA and on CPUs with native bf16)",
+    )
     p.add_argument(
         "--threads", type=int, default=None, help="torch CPU threads (default: all cores, up to 8)"
     )
@@ -107,6 +113,7 @@ def _options(args: argparse.Namespace) -> TrainOptions:
         brain=args.brain,
         preset=args.preset,
         device=args.device,
+        precision=args.precision,
         threads=args.threads,
         seed=args.seed,
         compile=getattr(args, "compile", False),
@@ -209,6 +216,9 @@ def cmd_chat(args: argparse.Namespace) -> int:
     )
 
     def answer(text: str) -> None:
+        if len(text) > MAX_PROMPT_CHARS:
+            print(f"babyterm: it reads only the last {MAX_PROMPT_CHARS:,} characters", file=sys.stderr)
+            text = text[-MAX_PROMPT_CHARS:]
         ids: list[int] = []
         shown = ""
         plain, spans = parse_marks(text)

@@ -73,7 +73,8 @@ def _hello(detail: str) -> str:
         return detail
     if not isinstance(h, dict):
         return detail
+    bf16 = " in bf16" if h.get("precision") == "bf16" else ""
     return (
-        f"{h['baby']}: {h['brain']} {h['preset']}, {h['params'] / 1e6:.2f}M params on {h['device']}, "
+        f"{h['baby']}: {h['brain']} {h['preset']}, {h['params'] / 1e6:.2f}M params on {h['device']}{bf16}, "
         f"reading {h['library']}"
     )

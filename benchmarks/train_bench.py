@@ -41,6 +41,7 @@ def bench(args: argparse.Namespace, brain: str, preset: str, home: str) -> dict:
         brain=brain,
         preset=preset,
         device=args.device,
+        precision=args.precision,
         threads=args.threads,
         vocab_size=args.vocab,
     )
@@ -83,6 +84,7 @@ def bench(args: argparse.Namespace, brain: str, preset: str, home: str) -> dict:
         "brain": brain,
         "preset": preset,
         "params": params,
+        "precision": tutor.room.precision,
         "steps": tutor.step,
         "tokens_per_s": tokens / train_s,
         "batch": syl.batch_size,
@@ -103,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--brains", default="transformer,babyllm")
     p.add_argument("--presets", default="tiny")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--vocab", type=int, default=4200)
     p.add_argument("--syllabus", default=None, help="JSON overrides, e.g. '{\"batch_size\": 32}'")
@@ -116,7 +119,8 @@ def main(argv: list[str] | None = None) -> int:
                 r = bench(args, brain, preset, home)
                 firsts = ", ".join(f"<= {k}: {v:.0f}s" for k, v in sorted(r["first"].items(), reverse=True))
                 print(
-                    f"babyterm {r['brain']} {r['preset']}: {r['params'] / 1e6:.2f}M params, "
+                    f"babyterm {r['brain']} {r['preset']} ({r['precision']}): "
+                    f"{r['params'] / 1e6:.2f}M params, "
                     f"batch {r['batch']}x{r['block']}, {r['tokens_per_s']:,.0f} tokens/s, "
                     f"val_bpb at 80s {r['val_bpb_80s']:.3f}, at {args.seconds:.0f}s {r['val_bpb_end']:.3f} "
                     f"(best {r['best']:.3f}; {firsts or 'no bar'}), "

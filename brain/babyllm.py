@@ -229,9 +229,10 @@ class BabyLLM(Brain):
             E = cache.emphasis[:, : start + T + 1]
             h = h * e[..., None]
         if cache is None:
-            S = F.pad(h.cumsum(1), (0, 0, 1, 0))  # (B, T+1, N), S_0 = 0
+            # fp32 sums: under bf16 autocast, differences of long bf16 prefix sums would be noise
+            S = F.pad(h.float().cumsum(1), (0, 0, 1, 0))  # (B, T+1, N), S_0 = 0
         else:
-            cache.sums[:, start + 1 : start + T + 1] = cache.sums[:, start : start + 1] + h.cumsum(1)
+            cache.sums[:, start + 1 : start + T + 1] = cache.sums[:, start : start + 1] + h.float().cumsum(1)
             S = cache.sums[:, : start + T + 1]
         u1 = self.interneurons(S, start, E)  # (B, T, N)
         y1, g1, ms1, ml1 = self.memories[0](u1, cache.memory[0] if cache is not None else None)

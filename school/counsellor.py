@@ -130,6 +130,40 @@ class RunLog:
         append_line(self.path, json.dumps(record, ensure_ascii=False))
 
 
+def newest_log(logs_dir: Path) -> Path | None:
+    """The run log written last."""
+    logs = list(logs_dir.glob("*.jsonl")) if logs_dir.is_dir() else []
+    # by last write, not name: two runs started within a second sort by their random tails
+    return max(logs, key=lambda p: (p.stat().st_mtime_ns, p.name), default=None)
+
+
+def parse_records(data: bytes) -> list[dict[str, Any]]:
+    """The records among whole JSON lines; lines that do not parse (cut by a crash, garbage) are skipped."""
+    records = []
+    for line in data.split(b"\n"):
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and "kind" in record:
+            records.append(record)
+    return records
+
+
+def tail_records(path: Path, max_bytes: int = 256 * 1024) -> list[dict[str, Any]]:
+    """The whole records in the last `max_bytes` of a log: a bounded read, however long the log."""
+    try:
+        with open(path, "rb") as f:
+            size = f.seek(0, 2)
+            f.seek(max(0, size - max_bytes))
+            data = f.read(max_bytes)
+    except OSError:
+        return []
+    if size > max_bytes:
+        data = data.partition(b"\n")[2]  # the first line is cut by the window
+    return parse_records(data)
+
+
 def event_of(record: dict[str, Any]) -> Event:
     """Rebuild the typed event from a log record (dropping the log's own `time` and `run` keys)."""
     return event_from_dict({k: v for k, v in record.items() if k not in ("time", "run")})

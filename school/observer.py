@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from school import tokenizer as T
-from school.counsellor import event_of
+from school.counsellor import event_of, newest_log, parse_records
 from school.events import ChatEvent, ErrorEvent, Event, StateEvent
 from school.options import TrainOptions
 from school.revive import revive
@@ -49,13 +49,8 @@ class LogTail:
     def __init__(self, folder: Path) -> None:
         self.folder, self.path, self.offset, self.partial = folder, None, 0, b""
 
-    def _newest(self) -> Path | None:
-        logs = list(self.folder.glob("*.jsonl")) if self.folder.is_dir() else []
-        # by last write, not name: two runs started within a second sort by their random tails
-        return max(logs, key=lambda p: (p.stat().st_mtime_ns, p.name), default=None)
-
     def read(self) -> list[dict[str, Any]]:
-        newest = self._newest()
+        newest = newest_log(self.folder)
         if newest is None:
             return []
         if newest != self.path:
@@ -64,16 +59,8 @@ class LogTail:
             f.seek(self.offset)
             data = self.partial + f.read()
             self.offset = f.tell()
-        *lines, self.partial = data.split(b"\n")  # the last piece may be a line still being written
-        records = []
-        for line in lines:
-            try:
-                record = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(record, dict) and "kind" in record:
-                records.append(record)
-        return records
+        whole, _, self.partial = data.rpartition(b"\n")  # the last piece may still be being written
+        return parse_records(whole)
 
 
 class Observer:

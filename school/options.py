@@ -17,6 +17,8 @@ class TrainOptions:
     brain: str | None = None
     preset: str | None = None
     device: str = "auto"
+    precision: str = "auto"
+    """auto, fp32 or bf16 (autocast); auto takes bf16 where the hardware runs it natively."""
     steps: int | None = None
     """Stop after this many steps in total (the baby's age, not this run's)."""
     minutes: float | None = None
@@ -37,6 +39,10 @@ class TrainOptions:
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in names})
 
+
+MAX_PROMPT_CHARS = 4000
+"""A chat message is read up to its last this many characters: the window is a few hundred tokens,
+and what lies before it could only cost encoding time."""
 
 # Commands the tutor takes, as plain dicts so they cross process boundaries unchanged:
 #   {"cmd": "pause"} {"cmd": "resume"} {"cmd": "save"} {"cmd": "stop"}

@@ -20,6 +20,7 @@ from brain.babyllm import window_reach
 from brain.generate import Sampling, TokenChoice, generate
 from school.emphasis import emphasis_bias, parse_marks
 from school.events import InsightEvent
+from school.options import MAX_PROMPT_CHARS
 from school.tokenizer import scrub
 from soul import checkpoint as ckpt
 from soul.jsonl import append_jsonl
@@ -28,7 +29,6 @@ from soul.milestones import load_milestone
 if TYPE_CHECKING:
     from school.tutor import Tutor
 
-MAX_PROMPT_CHARS = 4000  # the window is a few hundred tokens; more text only costs encoding time
 KEEP_INSIGHTS = 16  # replies whose per-token attention is kept for `attend`
 
 
@@ -96,7 +96,7 @@ class Speaker:
     def reply(self, cmd: dict[str, Any]) -> None:
         t = self.tutor
         reply_id = str(cmd.get("id", ""))
-        raw = scrub(str(cmd.get("text", "")))[:MAX_PROMPT_CHARS]
+        raw = scrub(str(cmd.get("text", "")))[-MAX_PROMPT_CHARS:]
         self.prompts[reply_id] = raw
         try:
             model, weights = self.model_for(cmd.get("weights"))

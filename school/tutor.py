@@ -187,7 +187,7 @@ class Tutor(Keeper):
         accuracy = (logits.detach()[:, ::8].argmax(-1) == y[:, ::8]).float().mean()
         loss_v, acc_v = torch.stack([lm_loss.detach(), accuracy]).tolist()
         reading = self.metabolism.update(loss_v, acc_v, self.step, self.clock())
-        self.pixel = pixel_pred.detach().mean(0)  # what it felt is what it feels next
+        self.pixel = pixel_pred.detach().float().mean(0)  # what it felt is what it feels next
         self.pixel_target = torch.tensor(reading.rgb, device=self.room.device)
         self.step += 1
         self.tokens_seen += x.numel()

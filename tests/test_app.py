@@ -17,10 +17,12 @@ from babyterm.text import clean, count, duration, one_line
 from babyterm.widgets.chat import ChatMessage, ChatPane
 from babyterm.widgets.loss_plot import LossPlot
 from babyterm.widgets.loss_stream import LossStream
+from babyterm.widgets.scribe import ScribeFeed
 from babyterm.widgets.startup import StartupProgress
 from babyterm.widgets.status_bar import StatusBar
-from school.events import ProgressEvent, StateEvent
-from school.options import TrainOptions
+from school.events import ProgressEvent, ScribeEvent, StateEvent
+from school.options import MAX_PROMPT_CHARS, TrainOptions
+from soul.jsonl import append_jsonl
 from soul.paths import baby_paths
 from tests.fake_link import FakeLink, until, write_chat, write_logs
 
@@ -105,6 +107,20 @@ async def test_chat_streams_reply_and_corrects(home: Path) -> None:
         assert any(m.role == "correction" for m in app.main_screen.query(ChatMessage))
 
 
+async def test_a_long_message_is_read_from_its_end_and_says_so(home: Path) -> None:
+    link = FakeLink(auto=False)
+    async with make_app(link).run_test(size=SIZE) as pilot:
+        app = pilot.app
+        await pilot.press("c")
+        app.focused.value = "a" * 50_000 + " the end"
+        await pilot.press("enter")
+        (sent,) = link.commands("chat")
+        assert len(sent["text"]) == MAX_PROMPT_CHARS and sent["text"].endswith(" the end")
+        (mine,) = [m for m in app.main_screen.query(ChatMessage) if m.role == "you"]
+        assert mine.text == "…" + sent["text"]
+        assert any("reads only its last" in n.message for n in app._notifications)
+
+
 async def test_escape_cancels_reply_then_leaves_chat(home: Path) -> None:
     link = FakeLink(auto=False, reply=tuple("a slow answer " * 2))
     async with make_app(link).run_test(size=SIZE) as pilot:
@@ -184,6 +200,30 @@ async def test_chat_history_shows_at_launch(home: Path) -> None:
         assert [(m.role, m.text) for m in messages] == [("you", "hello baby"), ("baby", "the [cat]\x1b[2J")]
         assert "the [cat]" in str(messages[1].content) and "\x1b" not in str(messages[1].content)
         assert pilot.app.main_screen.query_one(ChatPane).last_reply == "r1"
+
+
+@pytest.mark.parametrize("watching", [False, True])
+async def test_relaunch_recalls_the_recent_past(home: Path, watching: bool) -> None:
+    write_logs(home)  # baby ada: an older run of 30 steps, the newest of 45
+    paths = baby_paths("ada")
+    append_jsonl(paths.scribe, ScribeEvent(40, "perfect", "you [nailed] it", "the cat", "the cat").to_dict())
+    with open(paths.scribe, "a", encoding="utf-8") as f:
+        f.write('{"kind": "scribe", "step": "not a step"}\n{"kind": "scri')  # damaged: left out
+    link = FakeLink(auto=False)
+    link.watch = watching  # a watching app gets its past from the observer's replay instead
+    app = BabytermApp(TrainOptions(baby="ada"), link=link)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        screen = app.main_screen
+        plot, scribe = screen.query_one(LossPlot), screen.query_one(ScribeFeed)
+        lines = [str(w.content) for w in scribe.query(".scribe-line")]
+        if watching:
+            assert not plot.train and not lines and "step 45" not in stream_text(app)
+            return
+        assert [s for s, _ in plot.train] == list(range(1, 46))  # the newest run, whole
+        assert "45" in stream_text(app)
+        assert len(lines) == 1 and "you [nailed] it" in lines[0]
+        assert screen.query_one(StatusBar).last_step is None  # the trainer has not spoken yet
 
 
 async def test_first_launch_progress_then_training(home: Path) -> None:

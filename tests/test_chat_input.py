@@ -13,8 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from school.events import ChatEvent, ErrorEvent, Event
-from school.options import TrainOptions
-from school.speaker import MAX_PROMPT_CHARS
+from school.options import MAX_PROMPT_CHARS, TrainOptions
 from school.tokenizer import scrub
 from school.tutor import Tutor
 from soul.jsonl import read_jsonl
@@ -77,7 +76,7 @@ def check_answered(events: list[Event], text: str, reply_id: str) -> ChatEvent:
     for e in events:
         assert json.loads(json.dumps(e.to_dict())) == json.loads(json.dumps(e.to_dict(), ensure_ascii=False))
     final = finals[0]
-    assert final.prompt == scrub(text)[:MAX_PROMPT_CHARS]  # a long message is cut, not refused
+    assert final.prompt == scrub(text)[-MAX_PROMPT_CHARS:]  # a long message is read from its end
     assert len(final.tokens) <= 8
     return final
 
@@ -90,7 +89,8 @@ def test_bad_input_is_answered(tutor: Tutor, name: str) -> None:
     assert tutor.step == step  # chatting taught nothing
     assert all(torch.equal(a, b) for a, b in zip(weights, tutor.model.parameters(), strict=True))
     history = [r for r in read_jsonl(tutor.paths.chat) if r.get("reply_id") == f"bad-{name}"]
-    assert [r["role"] for r in history] == ["you", "baby"] and history[0]["text"] == text[:MAX_PROMPT_CHARS]
+    assert [r["role"] for r in history] == ["you", "baby"]
+    assert history[0]["text"] == scrub(text)[-MAX_PROMPT_CHARS:]
 
 
 def test_training_goes_on_after_the_bad_inputs(tutor: Tutor) -> None:

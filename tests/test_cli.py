@@ -49,7 +49,7 @@ def test_library_with_no_readable_text(capsys, tmp_path: Path, isolated_home: Pa
     assert not list(isolated_home.glob("babies/*"))
 
 
-@pytest.mark.parametrize("flag,value", [("--preset", "huge"), ("--brain", "lstm")])
+@pytest.mark.parametrize("flag,value", [("--preset", "huge"), ("--brain", "lstm"), ("--precision", "fp16")])
 def test_unknown_choice(capsys, flag: str, value: str) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(["train", flag, value])
@@ -82,6 +82,8 @@ def test_train_chat_logs_info_and_a_refused_brain(capsys, small_library: Path) -
 
     code, out, _ = run(capsys, "chat", "--max-tokens", "5", "--seed", "1", "To be")
     assert code == 0 and out.strip()
+    code, out, err = run(capsys, "chat", "--max-tokens", "5", "--seed", "1", "x" * 20_000 + " To be")
+    assert code == 0 and out.strip() and "reads only the last 4,000 characters" in err
 
     code, out, _ = run(capsys, "logs")
     assert code == 0 and "run" in out.splitlines()[0]

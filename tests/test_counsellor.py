@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
 from pathlib import Path
@@ -16,7 +17,9 @@ from school.counsellor import (
     filter_events,
     list_runs,
     new_run_id,
+    newest_log,
     read_log,
+    tail_records,
 )
 from school.events import (
     ChatEvent,
@@ -202,3 +205,24 @@ def test_prune_logs_keeps_the_newest_within_the_budget(tmp_path: Path) -> None:
     assert sorted(p.name for p in gone) == ["run0.jsonl", "run1.jsonl", "run2.jsonl"]
     assert sorted(p.name for p in tmp_path.glob("*.jsonl")) == ["run3.jsonl", "run4.jsonl"]
     assert prune_logs(tmp_path, max_bytes=10) == [tmp_path / "run3.jsonl"]  # the newest stays
+
+
+def test_tail_records_reads_a_bounded_window_of_whole_records(tmp_path: Path) -> None:
+    log = tmp_path / "run.jsonl"
+    with open(log, "w", encoding="utf-8") as f:
+        for step in range(5000):
+            f.write(json.dumps({"kind": "step", "step": step, "note": "ü" * (step % 7)}) + "\n")
+        f.write('{"kind": "step", "step": 50')  # the line a crash cut short
+    tail = tail_records(log, max_bytes=4096)
+    steps = [r["step"] for r in tail]
+    assert steps == list(range(steps[0], 5000)) and 0 < len(steps) < 200
+    assert tail_records(tmp_path / "missing.jsonl") == []
+    assert [r["step"] for r in tail_records(log, max_bytes=10**9)] == list(range(5000))
+
+
+def test_newest_log_is_the_last_written(tmp_path: Path) -> None:
+    assert newest_log(tmp_path / "none") is None
+    for name, mtime in (("b-older.jsonl", 100), ("a-newer.jsonl", 200)):
+        (tmp_path / name).write_text("{}\n")
+        os.utime(tmp_path / name, ns=(mtime * 10**9, mtime * 10**9))
+    assert newest_log(tmp_path) == tmp_path / "a-newer.jsonl"

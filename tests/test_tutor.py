@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable
@@ -43,10 +44,18 @@ def wait_for(pred: Callable[[], bool], timeout: float = 60.0) -> None:
     raise AssertionError("timed out")
 
 
-def make_tutor(library: Path, brain: str = "transformer", baby: str = "baby", **syllabus) -> Tutor:
+def make_tutor(
+    library: Path, brain: str = "transformer", baby: str = "baby", precision: str = "fp32", **syllabus
+) -> Tutor:
     torch.set_num_threads(1)
     options = TrainOptions(
-        baby=baby, library=str(library), brain=brain, preset="tiny", vocab_size=300, threads=1
+        baby=baby,
+        library=str(library),
+        brain=brain,
+        preset="tiny",
+        vocab_size=300,
+        threads=1,
+        precision=precision,
     )
     return Tutor(
         options,
@@ -70,6 +79,26 @@ def test_loss_falls_on_repeated_text(tmp_path: Path, brain: str) -> None:
     tutor.prepare()
     losses = [tutor.train_step()["loss"] for _ in range(40)]
     assert sum(losses[-5:]) / 5 < 0.5 * sum(losses[:5]) / 5
+
+
+@pytest.mark.parametrize("brain", ["transformer", "babyllm"])
+def test_bf16_autocast_learns_and_keeps_fp32_weights(tmp_path: Path, brain: str) -> None:
+    library = tmp_path / "repeat.txt"
+    library.write_text("the cat sat on the mat and the dog ate the log. " * 400, encoding="utf-8")
+    tutor = make_tutor(library, brain, precision="bf16")
+    tutor.prepare()
+    assert json.loads(tutor.room.hello(tutor.model))["precision"] == "bf16"
+    with tutor.room.autocast():  # the training forward really runs its matmuls in bf16
+        logits, _ = tutor.model(torch.randint(0, 300, (1, 8)))
+    assert logits.dtype == torch.bfloat16
+    losses = [tutor.train_step()["loss"] for _ in range(40)]
+    assert sum(losses[-5:]) / 5 < 0.5 * sum(losses[:5]) / 5
+    assert all(p.dtype == torch.float32 for p in tutor.model.parameters())
+    assert tutor.pixel.dtype == torch.float32  # fed to fp32 chat generation outside autocast
+    events = collect(tutor)
+    tutor.handle({"cmd": "chat", "id": "r1", "text": "the cat", "max_tokens": 8, "temperature": 0})
+    final = [e for e in events if isinstance(e, ChatEvent) and e.final]
+    assert final and len(final[0].tokens) >= 1
 
 
 def test_run_emits_every_kind_and_logs_them(small_library: Path) -> None:

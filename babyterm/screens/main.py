@@ -11,10 +11,12 @@ from textual.screen import Screen
 from textual.widgets import Footer
 
 from babyterm.messages import EventBatch, PixelChanged
+from babyterm.recall import recall
 from babyterm.widgets.chat import ChatPane
 from babyterm.widgets.loss_plot import LossPlot
 from babyterm.widgets.loss_stream import STREAM_KINDS, LossStream
 from babyterm.widgets.pixel import Pixel
+from babyterm.widgets.scribe import KEEP as SCRIBE_KEEP
 from babyterm.widgets.scribe import ScribeFeed
 from babyterm.widgets.startup import StartupProgress
 from babyterm.widgets.status_bar import StatusBar
@@ -43,10 +45,11 @@ class MainScreen(Screen[None]):
         Binding("i", "inspect", "inspect", tooltip="inspect the last reply token by token (/inspect)"),
     ]
 
-    def __init__(self, paths: BabyPaths, chat_max_tokens: int = 120) -> None:
+    def __init__(self, paths: BabyPaths, chat_max_tokens: int = 120, recall: bool = True) -> None:
         super().__init__()
         self.paths = paths
         self.chat_max_tokens = chat_max_tokens
+        self.recall = recall  # off when watching: the observer replays the run log itself
 
     def compose(self) -> ComposeResult:
         yield StatusBar(self.paths.name, id="status")
@@ -65,6 +68,8 @@ class MainScreen(Screen[None]):
         self.query_one("#loss-stream").border_title = "training"
         self.query_one("#scribe").border_title = "scribe"
         self.watch(self.app, "trainer_state", self.show_state)
+        if self.recall:  # the baby's recent past, until its trainer speaks
+            self.dispatch(recall(self.paths, SCRIBE_KEEP), past=True)
 
     def show_state(self, state: str) -> None:
         self.query_one(StatusBar).state = state
@@ -73,11 +78,14 @@ class MainScreen(Screen[None]):
     def chat(self) -> ChatPane:
         return self.query_one(ChatPane)
 
-    def dispatch(self, events: list[Event]) -> None:
-        """Route one drain's events: a message per widget, never one per event."""
+    def dispatch(self, events: list[Event], past: bool = False) -> None:
+        """Route one drain's events: a message per widget, never one per event.
+
+        past: events recalled from the soul, which say nothing about what the trainer does now.
+        """
         routes: list[tuple[str, tuple[type[Event], ...]]] = [
-            ("#status", (StepEvent, StateEvent)),
-            ("#startup", (ProgressEvent, StepEvent, StateEvent)),
+            ("#status", () if past else (StepEvent, StateEvent)),
+            ("#startup", () if past else (ProgressEvent, StepEvent, StateEvent)),
             ("#loss-stream", STREAM_KINDS),
             ("#scribe", (ScribeEvent,)),
             ("#chat", (ChatEvent, InsightEvent)),

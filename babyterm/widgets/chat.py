@@ -26,6 +26,7 @@ from babyterm.widgets.chat_settings import (
 )
 from babyterm.widgets.inspect_panel import InspectPanel
 from school.events import ChatEvent, InsightEvent
+from school.options import MAX_PROMPT_CHARS
 from soul.jsonl import tail_jsonl
 from soul.milestones import list_milestones
 
@@ -169,10 +170,16 @@ class ChatPane(Vertical):
     def ask(self, text: str) -> str:
         """Send a message; the reply's pieces will land in a new baby message. Returns the reply id."""
         self.cancel()  # one reply at a time: a new question stops the old answer
+        shown = text
+        if len(text) > MAX_PROMPT_CHARS:
+            text = text[-MAX_PROMPT_CHARS:]
+            shown = "…" + text
+            said = f"a long message: the baby reads only its last {MAX_PROMPT_CHARS:,} characters"
+            self.notify(said, severity="warning", timeout=4)
         reply_id = uuid.uuid4().hex
         reply = ChatMessage("baby", reply_id=reply_id)
         reply.add_class("-streaming")
-        self.add(ChatMessage("you", text), reply)
+        self.add(ChatMessage("you", shown), reply)
         self.in_flight = self.last_reply = reply_id
         self.screen.refresh_bindings()
         command = {"cmd": "chat", "id": reply_id, "text": text, **self.settings.command_fields()}

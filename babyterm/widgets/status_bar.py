@@ -79,6 +79,8 @@ class StatusBar(Horizontal):
             brain += f" {count(h['params'])}"
         self.query_one("#status-brain", Label).update(Content(brain))
         extra = " · ".join(one_line(str(h[k]), 16) for k in ("preset", "device") if h.get(k))
+        if h.get("precision") == "bf16":
+            extra += " bf16"
         self.query_one("#status-extra", Label).update(Content(extra))
         self.show_stats()
 

@@ -1,0 +1,51 @@
+"""Choosing where and in what precision a baby learns."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from school import classroom
+from school.classroom import resolve_device, resolve_precision
+from soul.paths import SoulError
+
+
+def test_auto_device_prefers_cuda_then_mps_then_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    assert resolve_device("auto").type == "cpu"
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    assert resolve_device("auto").type == "mps"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert resolve_device("auto").type == "cuda"
+
+
+def test_a_device_that_is_not_here_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    for name, says in (("cuda", "no CUDA GPU"), ("mps", "MPS is not available"), ("tpu", "unknown device")):
+        with pytest.raises(SoulError, match=says):
+            resolve_device(name)
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_auto_precision_takes_bf16_only_where_the_cpu_has_it(
+    monkeypatch: pytest.MonkeyPatch, native: bool
+) -> None:
+    # without native bf16 (AVX2 only) a bf16 matmul is ~100x slower than fp32, so auto must not take it
+    monkeypatch.setattr(classroom, "cpu_has_native_bf16", lambda: native)
+    assert resolve_precision("auto", torch.device("cpu")) == ("bf16" if native else "fp32")
+    assert resolve_precision("fp32", torch.device("cpu")) == "fp32"
+    assert resolve_precision("bf16", torch.device("cpu")) == "bf16"
+
+
+def test_auto_precision_on_gpus(monkeypatch: pytest.MonkeyPatch) -> None:
+    for supported in (True, False):
+        monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda s=supported: s)
+        assert resolve_precision("auto", torch.device("cuda")) == ("bf16" if supported else "fp32")
+    assert resolve_precision("auto", torch.device("mps")) == "fp32"
+
+
+def test_unknown_precision_is_refused() -> None:
+    with pytest.raises(SoulError, match="unknown precision 'fp16'"):
+        resolve_precision("fp16", torch.device("cpu"))
