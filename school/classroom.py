@@ -44,7 +44,9 @@ def resolve_device(name: str) -> torch.device:
 
 def cpu_has_native_bf16() -> bool:
     """AVX-512 BF16 or AMX: bf16 matmuls several times faster than fp32 (without them, far slower)."""
-    return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    # private torch helpers (present since 2.3); a torch without them is taken to have neither
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
 
 
 def resolve_precision(name: str, device: torch.device) -> str:

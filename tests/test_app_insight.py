@@ -16,6 +16,7 @@ from babyterm.widgets.chat import ChatMessage, ChatPane
 from babyterm.widgets.chat_message import HIGH, LOW
 from babyterm.widgets.chat_settings import ChatSettings, SettingsLine
 from babyterm.widgets.inspect_panel import InspectPanel
+from babyterm.widgets.pixel import Pixel
 from babyterm.widgets.token_inspector import TokenInspector
 from school.events import InsightEvent
 from school.options import TrainOptions
@@ -217,6 +218,21 @@ async def test_babyllm_shows_windows_and_gates(notes: list) -> None:
         assert "size:mix 2.0:50% 4.5:30% 9.2:20%" in text and "memory gates 0.41 0.77" in text
         await pilot.press("right_square_bracket")
         assert notes[-1] == ("warning", "babyllm reads through windows, not heads")
+
+
+@pytest.mark.parametrize("size,hides", [((80, 24), True), (SIZE, False)])
+async def test_a_narrow_screen_gives_the_pixels_room_to_the_inspector(size, hides: bool) -> None:
+    link = FakeLink(auto=False)
+    async with BabytermApp(TrainOptions(), link=link).run_test(size=size) as pilot:
+        await ask_and_wait(pilot, "hi", link)
+        pixel = pilot.app.main_screen.query_one(Pixel)
+        assert pixel.display
+        await type_in(pilot, "/inspect")
+        await until(pilot, lambda: pane(pilot.app).has_class("-inspecting"))
+        assert pixel.display is not hides
+        await pilot.press("escape")
+        await until(pilot, lambda: not pane(pilot.app).has_class("-inspecting"))
+        assert pixel.display
 
 
 async def test_talking_to_a_milestone_and_back(notes: list) -> None:

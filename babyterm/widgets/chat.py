@@ -239,6 +239,7 @@ class ChatPane(Vertical):
 
     def on_inspect_panel_toggled(self, message: InspectPanel.Toggled) -> None:
         self.set_class(message.active, "-inspecting")
+        self.screen.set_class(message.active, "-inspecting")  # a narrow screen gives the pixel's room
         self.show_settings()
         self.screen.refresh_bindings()
 
