@@ -132,9 +132,16 @@ class RunLog:
 
 def newest_log(logs_dir: Path) -> Path | None:
     """The run log written last."""
+
+    def written(path: Path) -> tuple[int, str]:
+        try:  # a trainer elsewhere may prune an old log between the listing and this look
+            return path.stat().st_mtime_ns, path.name
+        except OSError:
+            return -1, path.name
+
     logs = list(logs_dir.glob("*.jsonl")) if logs_dir.is_dir() else []
     # by last write, not name: two runs started within a second sort by their random tails
-    return max(logs, key=lambda p: (p.stat().st_mtime_ns, p.name), default=None)
+    return max(logs, key=written, default=None)
 
 
 def parse_records(data: bytes) -> list[dict[str, Any]]:
