@@ -13,6 +13,7 @@ import torch
 from babyterm.cli import main
 from school.options import TrainOptions
 from school.revive import Revived, revive
+from school.syllabus import SYLLABI
 from school.tokenizer import encode
 from school.tutor import Tutor
 from soul.exports import export
@@ -84,6 +85,8 @@ def test_adopted_baby_chats_and_keeps_learning(world, tmp_path: Path, capsys) ->
     tutor = Tutor(options, syllabus_overrides=dict(batch_size=4, eval_batches=1))
     tutor.prepare()
     assert tutor.step == 0
+    # a fine-tuning rate: a tenth of the from-scratch preset's, so the adopted knowledge survives
+    assert tutor.syllabus.lr == pytest.approx(SYLLABI["tiny"].lr / 10)
     taught = Revived(None, tutor.librarian.tokenizer, tutor.model, 0, [], "")  # type: ignore[arg-type]
     _same_baby(revive(baby_paths("untied", world["home"])), taught)
     losses = [tutor.train_step()["loss"] for _ in range(3)]

@@ -14,6 +14,7 @@ carries, starts from a fresh init, and the pixel input at zero (the model is the
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import re
@@ -27,7 +28,7 @@ from tokenizers import Tokenizer
 
 from brain import Brain, BrainConfig, build_brain
 from school.metabolism import Metabolism
-from school.syllabus import SYLLABI
+from school.syllabus import SYLLABI, Syllabus
 from school.tokenizer import save_tokenizer
 from soul import checkpoint as ckpt
 from soul import codec
@@ -37,6 +38,17 @@ from soul.record import BabyRecord
 
 ADOPTED = "adopted"
 SMALL_PARAMS = 3_000_000  # from about the small preset's size up, its gentler syllabus
+FINE_TUNE_LR = 0.1  # of the preset's learning rates
+
+
+def adopted_syllabus(params: int) -> Syllabus:
+    """The syllabus of the preset nearest in size, at a tenth of its learning rate: an adopted model
+    already knows its language, and a rate meant for random weights would wash that out in the first
+    few hundred steps of the user's own writing."""
+    preset = SYLLABI["small" if params >= SMALL_PARAMS else "tiny"]
+    return dataclasses.replace(preset, lr=preset.lr * FINE_TUNE_LR, min_lr=preset.min_lr * FINE_TUNE_LR)
+
+
 SEED = 1337  # TrainOptions' default seed: the RNG states a newborn tutor would start from
 
 
@@ -67,12 +79,11 @@ def adopt(path: str | Path, baby: str | None = None, home: str | Path | None = N
         )
     check_home_writable(paths.home)
     params = model.num_params()
-    preset = "small" if params >= SMALL_PARAMS else "tiny"
     try:
         paths.root.mkdir(parents=True, exist_ok=True)
         save_tokenizer(tok, paths.tokenizer)
         ckpt.save_checkpoint(paths.checkpoints, 0, ckpt.model_tensors(model), {}, newborn_state())
-        record = BabyRecord(model.config.to_dict(), ADOPTED, SYLLABI[preset].to_dict(), None)
+        record = BabyRecord(model.config.to_dict(), ADOPTED, adopted_syllabus(params).to_dict(), None)
         record.save(paths)  # last: a baby exists once its config.json does
     except BaseException:
         shutil.rmtree(paths.root, ignore_errors=True)
