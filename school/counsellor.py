@@ -130,8 +130,9 @@ class RunLog:
         append_line(self.path, json.dumps(record, ensure_ascii=False))
 
 
-def newest_log(logs_dir: Path) -> Path | None:
-    """The run log written last."""
+def logs_newest_first(logs_dir: Path) -> list[Path]:
+    """Run logs by last write, newest first (not by name: two runs started within a second sort by
+    their random tails)."""
 
     def written(path: Path) -> tuple[int, str]:
         try:  # a trainer elsewhere may prune an old log between the listing and this look
@@ -140,8 +141,12 @@ def newest_log(logs_dir: Path) -> Path | None:
             return -1, path.name
 
     logs = list(logs_dir.glob("*.jsonl")) if logs_dir.is_dir() else []
-    # by last write, not name: two runs started within a second sort by their random tails
-    return max(logs, key=written, default=None)
+    return sorted(logs, key=written, reverse=True)
+
+
+def newest_log(logs_dir: Path) -> Path | None:
+    """The run log written last."""
+    return next(iter(logs_newest_first(logs_dir)), None)
 
 
 def parse_records(data: bytes) -> list[dict[str, Any]]:

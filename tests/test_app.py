@@ -20,6 +20,7 @@ from babyterm.widgets.loss_stream import LossStream
 from babyterm.widgets.scribe import ScribeFeed
 from babyterm.widgets.startup import StartupProgress
 from babyterm.widgets.status_bar import StatusBar
+from school.counsellor import RunLog
 from school.events import ProgressEvent, ScribeEvent, StateEvent
 from school.options import MAX_PROMPT_CHARS, TrainOptions
 from soul.jsonl import append_jsonl
@@ -204,8 +205,9 @@ async def test_chat_history_shows_at_launch(home: Path) -> None:
 
 @pytest.mark.parametrize("watching", [False, True])
 async def test_relaunch_recalls_the_recent_past(home: Path, watching: bool) -> None:
-    write_logs(home)  # baby ada: an older run of 30 steps, the newest of 45
+    write_logs(home)  # baby ada: an older run of 30 steps, then one of 45
     paths = baby_paths("ada")
+    RunLog(paths.logs, "closed-at-once").write(StateEvent(45, "training"))  # newest: no steps at all
     append_jsonl(paths.scribe, ScribeEvent(40, "perfect", "you [nailed] it", "the cat", "the cat").to_dict())
     with open(paths.scribe, "a", encoding="utf-8") as f:
         f.write('{"kind": "scribe", "step": "not a step"}\n{"kind": "scri')  # damaged: left out
@@ -220,7 +222,8 @@ async def test_relaunch_recalls_the_recent_past(home: Path, watching: bool) -> N
         if watching:
             assert not plot.train and not lines and "step 45" not in stream_text(app)
             return
-        assert [s for s, _ in plot.train] == list(range(1, 46))  # the newest run, whole
+        # read back through the stepless run to the two before (fake runs both count from 1)
+        assert [s for s, _ in plot.train] == [*range(1, 31), *range(1, 46)]
         assert "45" in stream_text(app)
         assert len(lines) == 1 and "you [nailed] it" in lines[0]
         assert screen.query_one(StatusBar).last_step is None  # the trainer has not spoken yet
