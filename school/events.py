@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import numbers
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -170,13 +171,34 @@ EVENT_TYPES: dict[str, type[Event]] = {
 }
 
 
+def _fits(annotation: str, value: Any) -> bool:
+    """Whether a value read back from JSON is what the field's annotation says (an int passes for a
+    float). Containers are not looked into: their readers take them defensively."""
+    # numbers.*, not int/float: a numpy scalar that slipped into an event is still a number
+    rgb = isinstance(value, tuple) and len(value) == 3 and all(isinstance(v, numbers.Real) for v in value)
+    return {
+        "int": isinstance(value, numbers.Integral),
+        "float": isinstance(value, numbers.Real),
+        "str": isinstance(value, str),
+        "bool": isinstance(value, bool),
+        "RGB": rgb,
+    }.get(annotation, True)
+
+
 def event_from_dict(data: dict[str, Any]) -> Event:
-    """Rebuild an event from `Event.to_dict()` output (as read from a log or a queue)."""
+    """Rebuild an event from `Event.to_dict()` output (as read from a log or a queue).
+
+    Raises KeyError for an unknown kind and TypeError for a missing field or one of the wrong type,
+    so a damaged log line is refused here rather than in whatever would render it.
+    """
     data = dict(data)
     cls = EVENT_TYPES[data.pop("kind")]
-    names = {f.name for f in dataclasses.fields(cls)}
-    kwargs = {k: v for k, v in data.items() if k in names}
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs = {k: v for k, v in data.items() if k in fields}
     for k in ("pixel_pred", "pixel_target", "pred", "target"):
         if k in kwargs and isinstance(kwargs[k], list):
             kwargs[k] = tuple(kwargs[k])
+    for name, value in kwargs.items():
+        if not _fits(str(fields[name].type), value):
+            raise TypeError(f"{cls.kind} event: {name} is {type(value).__name__}, not {fields[name].type}")
     return cls(**kwargs)
