@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from school.options import MAX_PROMPT_CHARS, TrainOptions
+from school.options import MAX_PROMPT_CHARS, PRECISIONS, TrainOptions
 from soul.paths import SoulError
 
 USER_ERROR = 2
@@ -38,7 +38,7 @@ def _training(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default: auto)")
     p.add_argument(
         "--precision",
-        choices=("auto", "fp32", "bf16"),
+        choices=PRECISIONS,
         default="auto",
         help="bf16 autocast or fp32 (default auto: bf16 on CUDA and on CPUs with native bf16)",
     )

@@ -31,6 +31,7 @@ from nanogpt_baseline import GPT, GPTConfig, TrainConfig  # noqa: E402
 
 from brain import build_brain, preset_config  # noqa: E402
 from school.classroom import resolve_precision  # noqa: E402
+from school.options import PRECISIONS  # noqa: E402
 from school.syllabus import SYLLABI  # noqa: E402
 from school.tutor import make_optimizer  # noqa: E402
 
@@ -54,7 +55,8 @@ def nanogpt_step() -> Callable[[], None]:
 
 def babyterm_step(precision: str) -> Callable[[], None]:
     model = build_brain(preset_config("transformer", "tiny", VOCAB, max_seq_len=BLOCK))
-    optimizer = make_optimizer(model, SYLLABI["tiny"], torch.device("cpu"))
+    syllabus = SYLLABI["tiny"]
+    optimizer = make_optimizer(model, syllabus, torch.device("cpu"))
     x, y = torch.randint(0, VOCAB, (2, BATCH, BLOCK))
     pixel, target = torch.full((3,), 0.5), torch.full((3,), 0.5)
     autocast = (
@@ -67,10 +69,10 @@ def babyterm_step(precision: str) -> Callable[[], None]:
         with autocast():
             logits, pixel_pred = model(x, pixel)
             loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten())
-            loss = loss + 0.01 * F.mse_loss(pixel_pred, target.expand_as(pixel_pred))
+            loss = loss + syllabus.pixel_weight * F.mse_loss(pixel_pred, target.expand_as(pixel_pred))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), syllabus.grad_clip)
         optimizer.step()
 
     return step
@@ -90,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--seconds", type=float, default=10.0, help="timing per model per round")
-    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto")
+    p.add_argument("--precision", choices=PRECISIONS, default="auto")
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)

@@ -22,7 +22,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from school.options import TrainOptions  # noqa: E402
+from school.options import PRECISIONS, TrainOptions  # noqa: E402
 from school.tutor import Tutor  # noqa: E402
 
 
@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--brains", default="transformer,babyllm")
     p.add_argument("--presets", default="tiny")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto")
+    p.add_argument("--precision", choices=PRECISIONS, default="auto")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--vocab", type=int, default=4200)
     p.add_argument("--syllabus", default=None, help="JSON overrides, e.g. '{\"batch_size\": 32}'")

@@ -15,14 +15,13 @@ import torch
 from brain import BRAIN_NAMES, preset_config
 from brain.presets import PRESET_NAMES
 from school.librarian import Librarian
-from school.options import TrainOptions
+from school.options import PRECISIONS, TrainOptions
 from school.syllabus import SYLLABI, Syllabus
 from soul.paths import BabyPaths, SoulError, baby_paths, check_home_writable
 from soul.record import BabyRecord
 
 DEFAULT_BRAIN = "transformer"  # reaches the lower validation bits per byte in 5 CPU minutes (README)
 DEFAULT_VOCAB = 4200
-PRECISIONS = ("auto", "fp32", "bf16")
 
 
 def resolve_device(name: str) -> torch.device:

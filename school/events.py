@@ -171,18 +171,19 @@ EVENT_TYPES: dict[str, type[Event]] = {
 }
 
 
+_SCALARS = {"int": numbers.Integral, "float": numbers.Real, "str": str, "bool": bool}
+
+
 def _fits(annotation: str, value: Any) -> bool:
     """Whether a value read back from JSON is what the field's annotation says (an int passes for a
     float). Containers are not looked into: their readers take them defensively."""
     # numbers.*, not int/float: a numpy scalar that slipped into an event is still a number
-    rgb = isinstance(value, tuple) and len(value) == 3 and all(isinstance(v, numbers.Real) for v in value)
-    return {
-        "int": isinstance(value, numbers.Integral),
-        "float": isinstance(value, numbers.Real),
-        "str": isinstance(value, str),
-        "bool": isinstance(value, bool),
-        "RGB": rgb,
-    }.get(annotation, True)
+    if annotation == "RGB":
+        return (
+            isinstance(value, tuple) and len(value) == 3 and all(isinstance(v, numbers.Real) for v in value)
+        )
+    wanted = _SCALARS.get(annotation)
+    return wanted is None or isinstance(value, wanted)
 
 
 def event_from_dict(data: dict[str, Any]) -> Event:

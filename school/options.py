@@ -18,7 +18,7 @@ class TrainOptions:
     preset: str | None = None
     device: str = "auto"
     precision: str = "auto"
-    """auto, fp32 or bf16 (autocast); auto takes bf16 where the hardware runs it natively."""
+    """One of PRECISIONS; auto takes bf16 autocast where the hardware runs it natively."""
     steps: int | None = None
     """Stop after this many steps in total (the baby's age, not this run's)."""
     minutes: float | None = None
@@ -39,6 +39,8 @@ class TrainOptions:
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in names})
 
+
+PRECISIONS = ("auto", "fp32", "bf16")
 
 MAX_PROMPT_CHARS = 4000
 """A chat message is read up to its last this many characters: the window is a few hundred tokens,

@@ -39,6 +39,7 @@ from soul.record import BabyRecord
 ADOPTED = "adopted"
 SMALL_PARAMS = 3_000_000  # from about the small preset's size up, its gentler syllabus
 FINE_TUNE_LR = 0.1  # of the preset's learning rates
+SEED = 1337  # TrainOptions' default seed: the RNG states a newborn tutor would start from
 
 
 def adopted_syllabus(params: int) -> Syllabus:
@@ -47,9 +48,6 @@ def adopted_syllabus(params: int) -> Syllabus:
     few hundred steps of the user's own writing."""
     preset = SYLLABI["small" if params >= SMALL_PARAMS else "tiny"]
     return dataclasses.replace(preset, lr=preset.lr * FINE_TUNE_LR, min_lr=preset.min_lr * FINE_TUNE_LR)
-
-
-SEED = 1337  # TrainOptions' default seed: the RNG states a newborn tutor would start from
 
 
 @dataclass(frozen=True)
