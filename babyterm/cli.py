@@ -315,7 +315,7 @@ def _params(record: Any) -> str:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from soul.exports import export
+    from school.exports import export
     from soul.paths import baby_paths
 
     paths = baby_paths(args.baby, args.home)
@@ -326,7 +326,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_adopt(args: argparse.Namespace) -> int:
-    from soul.exports.adopt import adopt
+    from school.exports.adopt import adopt
 
     done = adopt(args.path, args.baby, args.home)
     print(

@@ -11,15 +11,15 @@ import pytest
 import torch
 
 from babyterm.cli import main
+from school.exports import export
+from school.exports.adopt import adopt
+from school.exports.llama2c import read_tokenizer_bin, tokenizer_from_bin, write_tokenizer_bin
+from school.exports.runc import runc_encode
 from school.options import TrainOptions
 from school.revive import Revived, revive
 from school.syllabus import SYLLABI
 from school.tokenizer import encode
 from school.tutor import Tutor
-from soul.exports import export
-from soul.exports.adopt import adopt
-from soul.exports.llama2c import read_tokenizer_bin, tokenizer_from_bin, write_tokenizer_bin
-from soul.exports.runc import runc_encode
 from soul.paths import SoulError, baby_paths
 from soul.record import BabyRecord
 from tests.baby_factory import make_baby

@@ -15,13 +15,13 @@ from babyterm.cli import main
 from brain import config_from_dict
 from brain.generate import Sampling, generate
 from brain.transformer import rope_tables
+from school.exports import export
+from school.exports.llama import stacked_weights, to_adjacent, to_halfsplit
+from school.exports.llama2c import read_model_bin, read_tokenizer_bin, tokenizer_bin_pieces
+from school.exports.runc import runc_decode_piece, runc_encode, runc_generate_greedy, runc_text
 from school.revive import Revived, revive
 from school.tokenizer import SPACE, assemble, encode
 from soul.checkpoint import model_tensors
-from soul.exports import export
-from soul.exports.llama import stacked_weights, to_adjacent, to_halfsplit
-from soul.exports.llama2c import read_model_bin, read_tokenizer_bin, tokenizer_bin_pieces
-from soul.exports.runc import runc_decode_piece, runc_encode, runc_generate_greedy, runc_text
 from soul.paths import BabyPaths, SoulError, baby_paths
 from tests.baby_factory import make_baby
 

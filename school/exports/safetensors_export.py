@@ -19,10 +19,10 @@ from safetensors.torch import load, save_file
 from tokenizers import Tokenizer
 
 from brain import Brain, BrainConfig, config_from_dict
+from school.exports.source import Source, into_fresh_folder, revived
 from school.tokenizer import load_tokenizer, save_tokenizer
 from soul.atomic import write_json_atomic
 from soul.checkpoint import model_tensors
-from soul.exports.source import Source, into_fresh_folder, revived
 from soul.paths import SoulError
 
 

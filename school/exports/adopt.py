@@ -27,12 +27,12 @@ import torch
 from tokenizers import Tokenizer
 
 from brain import Brain, BrainConfig, build_brain
+from school.exports.llama import model_from_stacked
 from school.metabolism import Metabolism
 from school.syllabus import SYLLABI, Syllabus
 from school.tokenizer import save_tokenizer
 from soul import checkpoint as ckpt
 from soul import codec
-from soul.exports.llama import model_from_stacked
 from soul.paths import BabyPaths, SoulError, baby_paths, check_home_writable
 from soul.record import BabyRecord
 
@@ -134,7 +134,7 @@ def default_name(source: Path) -> str:
 def load_model(fmt: str, source: Path) -> tuple[Brain, Tokenizer]:
     """The model (float32, on the CPU, eval mode) and tokenizer at `source`, checked."""
     if fmt == "llama2c":
-        from soul.exports.llama2c import (
+        from school.exports.llama2c import (
             config_from_header,
             read_model_bin,
             read_tokenizer_bin,
@@ -147,11 +147,11 @@ def load_model(fmt: str, source: Path) -> tuple[Brain, Tokenizer]:
         pieces, scores, _ = read_tokenizer_bin(source.parent / "tokenizer.bin", cfg.vocab_size)
         return model_from_stacked(cfg, stacked_from_bin(tensors), SEED), tokenizer_from_bin(pieces, scores)
     if fmt == "hf":
-        from soul.exports.hf import read_hf
+        from school.exports.hf import read_hf
 
         tcfg, stacked, tok = read_hf(source)
         return model_from_stacked(tcfg, stacked, SEED), tok
-    from soul.exports.safetensors_export import read_safetensors_export
+    from school.exports.safetensors_export import read_safetensors_export
 
     cfg, weights, tok = read_safetensors_export(source)
     return _built(cfg, weights), tok

@@ -23,9 +23,7 @@ from safetensors.torch import load, save_file
 from tokenizers import Tokenizer, processors
 
 from brain.transformer import TransformerConfig
-from school.tokenizer import BOS_ID, EOS_ID, load_tokenizer
-from soul.atomic import write_json_atomic
-from soul.exports.llama import (
+from school.exports.llama import (
     LAYER_KINDS,
     Stacked,
     require_transformer,
@@ -34,7 +32,9 @@ from soul.exports.llama import (
     to_halfsplit,
     transformer_config,
 )
-from soul.exports.source import Source, into_fresh_folder, revived
+from school.exports.source import Source, into_fresh_folder, revived
+from school.tokenizer import BOS_ID, EOS_ID, load_tokenizer
+from soul.atomic import write_json_atomic
 from soul.paths import SoulError
 
 # our stacked kind -> HF name inside model.layers.N

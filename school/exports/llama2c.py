@@ -26,8 +26,7 @@ import torch
 from tokenizers import Tokenizer
 
 from brain.transformer import TransformerConfig, rope_tables
-from school.tokenizer import BYTE_PIECES, N_RESERVED, SPACE, SPECIALS, assemble, check_layout
-from soul.exports.llama import (
+from school.exports.llama import (
     Stacked,
     check_stacked,
     require_transformer,
@@ -35,7 +34,8 @@ from soul.exports.llama import (
     stacked_weights,
     transformer_config,
 )
-from soul.exports.source import Source, into_fresh_folder, revived
+from school.exports.source import Source, into_fresh_folder, revived
+from school.tokenizer import BYTE_PIECES, N_RESERVED, SPACE, SPECIALS, assemble, check_layout
 from soul.paths import SoulError
 
 HEADER = ("dim", "hidden_dim", "n_layers", "n_heads", "n_kv_heads", "vocab_size", "seq_len")
@@ -49,7 +49,7 @@ ORDER = ("tok_embeddings", "attention_norm", "wq", "wk", "wv", "wo", "ffn_norm",
 
 
 def write_model_bin(path: Path, cfg: TransformerConfig, w: Stacked) -> None:
-    """Write `w` (stacked, see soul.exports.llama) as a version-0 model.bin."""
+    """Write `w` (stacked, see school.exports.llama) as a version-0 model.bin."""
     check_stacked(cfg, w)
     vocab = cfg.vocab_size if cfg.tie_embeddings else -cfg.vocab_size
     header = (cfg.dim, cfg.hidden_dim, cfg.n_layers, cfg.n_heads, cfg.n_kv_heads, vocab, cfg.max_seq_len)

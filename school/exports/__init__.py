@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from soul.exports.source import Source, into_fresh_folder, revived
+from school.exports.source import Source, into_fresh_folder, revived
 from soul.paths import SoulError
 
 FORMATS = ("hf", "llama2c", "safetensors")
@@ -26,11 +26,11 @@ def export(source: Source, fmt: str, out_dir: Path) -> list[Path]:
     if fmt not in FORMATS:
         raise SoulError(f"unknown export format {fmt!r}: choose one of {', '.join(FORMATS)}")
     if fmt == "hf":
-        from soul.exports.hf import export_hf as run
+        from school.exports.hf import export_hf as run
     elif fmt == "llama2c":
-        from soul.exports.llama2c import export_llama2c as run
+        from school.exports.llama2c import export_llama2c as run
     else:
-        from soul.exports.safetensors_export import export_safetensors as run
+        from school.exports.safetensors_export import export_safetensors as run
     return run(source, out_dir)
 
 
