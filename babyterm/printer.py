@@ -8,7 +8,8 @@ from typing import TextIO
 from rich.console import Console
 from rich.text import Text
 
-from school.calligraphist import Calligraphist, plain
+from babyterm.lines import event_line, plain
+from school.calligraphist import Calligraphist
 from school.events import (
     ErrorEvent,
     EvalEvent,
@@ -45,7 +46,7 @@ class Printer:
 
     def show(self, e: Event) -> None:
         if isinstance(e, (StepEvent, EvalEvent)):
-            self._line(self.calligraphist.format(e) if self.colour else plain(e))
+            self._line(event_line(self.calligraphist, e) if self.colour else plain(e))
         elif isinstance(e, GuessEvent):
             self._line(Text(f"  guess  {clean_text(e.guess)!r}  truth {clean_text(e.truth)!r}", style="dim"))
         elif isinstance(e, ScribeEvent):

@@ -48,7 +48,7 @@ def duration(seconds: float) -> str:
 
 @lru_cache(maxsize=64)
 def style(rich_style: str) -> Style:
-    """A Rich style string (the calligraphist's bands: "bold deep_pink2") as a style Content can draw.
+    """A Rich style string (the palette's bands: "bold deep_pink2") as a style Content can draw.
 
     Content parses styles itself and knows only CSS colour names, not Rich's 256 named colours.
     """

@@ -1,4 +1,4 @@
-"""The calligraphist: grades each stat against its own recent history and colours the training lines.
+"""The calligraphist: grades each stat against its own recent history into bands (the screen paints them).
 
 A value's band is its percentile among the stat's last `window` values, cut into 14 equal slices from
 `perfect` (better than almost everything seen lately) to `omgwtf` (worse than almost everything). Two
@@ -12,41 +12,36 @@ import math
 from collections import deque
 from dataclasses import dataclass
 
-from rich.text import Text
-
-from school.events import EvalEvent, Event, StepEvent
-
 
 @dataclass(frozen=True)
 class Band:
-    """A grade: its name, its rank (0 = new best … 15 = new worst) and the Rich style it is drawn in."""
+    """A grade: its name, its rank (0 = new best … 15 = new worst) and the symbol a record carries."""
 
     name: str
     rank: int
-    style: str
     symbol: str = ""
 
 
 _ORDINARY = (
-    ("perfect", "bold bright_cyan"),
-    ("almost perfect", "bright_cyan"),
-    ("super great", "bold bright_green"),
-    ("great", "bright_green"),
-    ("good", "green"),
-    ("fine", "pale_green1"),
-    ("almost fine", "bright_white"),
-    ("average", "white"),
-    ("meh", "light_goldenrod1"),
-    ("bad", "yellow"),
-    ("worse", "orange1"),
-    ("wtf", "orange_red1"),
-    ("omg", "deep_pink2"),
-    ("omgwtf", "bold magenta"),
+    "perfect",
+    "almost perfect",
+    "super great",
+    "great",
+    "good",
+    "fine",
+    "almost fine",
+    "average",
+    "meh",
+    "bad",
+    "worse",
+    "wtf",
+    "omg",
+    "omgwtf",
 )
-NEW_BEST = Band("new best", 0, "bold #ffd700", "★")
-BANDS: tuple[Band, ...] = tuple(Band(name, i + 1, style) for i, (name, style) in enumerate(_ORDINARY))
+NEW_BEST = Band("new best", 0, "★")
+BANDS: tuple[Band, ...] = tuple(Band(name, i + 1) for i, name in enumerate(_ORDINARY))
 """The 14 ordinary bands, best first."""
-NEW_WORST = Band("new worst", len(BANDS) + 1, "bold red", "✗")
+NEW_WORST = Band("new worst", len(BANDS) + 1, "✗")
 ALL_BANDS: tuple[Band, ...] = (NEW_BEST, *BANDS, NEW_WORST)
 BANDS_BY_NAME: dict[str, Band] = {b.name: b for b in ALL_BANDS}
 NEUTRAL = BANDS_BY_NAME["average"]
@@ -89,7 +84,7 @@ class _History:
 
 
 class Calligraphist:
-    """Grades stats into bands relative to their own recent history and formats events as coloured lines."""
+    """Grades stats into bands relative to their own recent history; the screen chooses how bands look."""
 
     def __init__(self, window: int = 500, lower_is_better: dict[str, bool] | None = None) -> None:
         if window < MIN_HISTORY:
@@ -136,95 +131,3 @@ class Calligraphist:
         """The all-time best value recorded for `stat`, or None before the first one."""
         hist = self._history.get(stat)
         return None if hist is None else hist.best
-
-    def style(self, band: Band) -> str:
-        return band.style
-
-    def format_step(self, event: StepEvent, observe: bool = True) -> Text:
-        """`step   1200  loss 4.213  acc 31.2%  lr 3.0e-04  gn 0.84  12.3k tok/s`, stats coloured by band.
-
-        With `observe` the event's stats join their histories (the usual case: each step is shown once).
-        """
-        return self._render(_step_parts(event), observe)
-
-    def format_eval(self, event: EvalEvent, observe: bool = True) -> Text:
-        """`eval   1200  val_loss 3.912  bpb 1.234  train 4.010`, the validation stats coloured by band."""
-        return self._render(_eval_parts(event), observe)
-
-    def format(self, event: Event, observe: bool = True) -> Text:
-        """Any event as one line: steps and evals graded, the rest dim."""
-        if isinstance(event, StepEvent):
-            return self.format_step(event, observe)
-        if isinstance(event, EvalEvent):
-            return self.format_eval(event, observe)
-        return Text(plain(event), style="dim")
-
-    def plain(self, event: Event) -> str:
-        """The same line without colour, for output that is not a terminal. Records nothing."""
-        return plain(event)
-
-    def _render(self, parts: list[_Part], observe: bool) -> Text:
-        text = Text()
-        for i, (chunk, stat, value) in enumerate(parts):
-            if i:
-                text.append("  ")
-            if stat is None:
-                text.append(chunk, style="dim" if chunk.startswith(("step", "eval")) else "")
-                continue
-            band = self.observe(stat, value) if observe else self.band(stat, value)
-            label, _, number = chunk.partition(" ")
-            text.append(label + " ", style="dim")
-            text.append(number + (band.symbol and f" {band.symbol}"), style=band.style)
-        return text
-
-
-_Part = tuple[str, str | None, float]
-
-
-def _rate(per_s: float) -> str:
-    for scale, suffix in ((1e6, "M"), (1e3, "k")):
-        if per_s >= scale:
-            return f"{per_s / scale:.1f}{suffix}"
-    return f"{per_s:.0f}"
-
-
-def _step_parts(e: StepEvent) -> list[_Part]:
-    return [
-        (f"step {e.step:>6}", None, 0.0),
-        (f"loss {e.loss:.3f}", "loss", e.loss),
-        (f"acc {e.accuracy * 100:.1f}%", "accuracy", e.accuracy),
-        (f"lr {e.lr:.1e}", None, 0.0),
-        (f"gn {e.grad_norm:.2f}", "grad_norm", e.grad_norm),
-        (f"{_rate(e.tokens_per_s)} tok/s", None, 0.0),
-    ]
-
-
-def _eval_parts(e: EvalEvent) -> list[_Part]:
-    return [
-        (f"eval {e.step:>6}", None, 0.0),
-        (f"val_loss {e.val_loss:.3f}", "val_loss", e.val_loss),
-        (f"bpb {e.val_bpb:.3f}", "val_bpb", e.val_bpb),
-        (f"train {e.train_loss:.3f}", None, 0.0),
-    ]
-
-
-def plain(event: Event) -> str:
-    """One uncoloured line for any event."""
-    if isinstance(event, StepEvent):
-        parts = _step_parts(event)
-    elif isinstance(event, EvalEvent):
-        parts = _eval_parts(event)
-    else:
-        fields = {k: v for k, v in event.to_dict().items() if k not in ("kind", "step")}
-        body = "  ".join(f"{k} {_short(v)}" for k, v in fields.items())
-        return f"{event.kind:<5}{event.step:>7}  {body}".rstrip()
-    return "  ".join(chunk for chunk, _, _ in parts)
-
-
-def _short(value: object) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    if isinstance(value, (list, tuple)):
-        return "(" + ", ".join(_short(v) for v in value) + ")"
-    text = " ".join(str(value).split())  # model text may hold newlines; a log line must stay one line
-    return text if len(text) <= 60 else text[:59] + "…"

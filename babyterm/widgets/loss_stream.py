@@ -7,6 +7,7 @@ from typing import ClassVar
 from rich.text import Text
 from textual.widgets import RichLog
 
+from babyterm.lines import eval_line, step_line
 from babyterm.messages import EventBatch
 from babyterm.text import one_line
 from school.calligraphist import Calligraphist
@@ -41,9 +42,9 @@ class LossStream(RichLog):
     def format(self, event: Event) -> Text | None:
         """The event's line, or None for events not worth a line (a state that did not change)."""
         if isinstance(event, StepEvent):
-            return self.calligraphist.format_step(event)
+            return step_line(self.calligraphist, event)
         if isinstance(event, EvalEvent):
-            return self.calligraphist.format_eval(event)
+            return eval_line(self.calligraphist, event)
         if isinstance(event, SaveEvent):
             style = self.get_component_rich_style("loss-stream--save")
             return Text(f"save {event.step:>7}  {event.reason} save in {event.seconds:.2f}s", style=style)

@@ -8,6 +8,7 @@ from textual.content import Content
 from textual.widgets import Static
 
 from babyterm.messages import EventBatch
+from babyterm.palette import band_style
 from babyterm.text import one_line, style
 from school.calligraphist import BANDS_BY_NAME, NEUTRAL
 from school.events import ScribeEvent
@@ -22,7 +23,7 @@ def comment(event: ScribeEvent) -> Content:
     return Content.assemble(
         (f"{event.step:>6} ", "$text-muted"),
         (f"{band.symbol or '✎'} ", "$text-muted"),
-        (one_line(event.line, 400), style(band.style)),
+        (one_line(event.line, 400), style(band_style(band))),
         "\n",
         ("       guess ", "$text-muted"),
         one_line(event.guess, 120),
