@@ -19,7 +19,8 @@ from babyterm.screens.help import HelpScreen
 from babyterm.screens.logs import LogsScreen
 from babyterm.screens.main import MainScreen
 from babyterm.text import one_line
-from school.events import ErrorEvent, Event, SaveEvent, StateEvent
+from school.commands import Chat, Command, Pause, Resume, Save
+from school.events import ErrorEvent, Event, SaveEvent, StateEvent, TrainerState
 from school.options import TrainOptions
 from soul.paths import BabyPaths, baby_paths
 
@@ -55,8 +56,8 @@ class BabytermApp(App[None]):
     ]
 
     trainer_state: reactive[str] = reactive("starting")
-    """What the trainer said it is doing (starting, training, paused, saving, stopped), or error, or a
-    request on its way ("pausing…", "resuming…", "saving…", "restarting…")."""
+    """What the trainer said it is doing (a TrainerState value), or error, or the app's own display of a
+    request on its way ("pausing…", "resuming…", "saving…", "restarting…"), which is no trainer state."""
 
     def __init__(
         self,
@@ -81,8 +82,7 @@ class BabytermApp(App[None]):
         self.theme = "tokyo-night"
 
     def get_default_screen(self) -> Screen[Any]:
-        watching = bool(getattr(self.link, "watch", False))
-        self.main_screen = MainScreen(self.paths, self.chat_max_tokens, recall=not watching)
+        self.main_screen = MainScreen(self.paths, self.chat_max_tokens, recall=not self.link.watch)
         return self.main_screen
 
     def on_ready(self) -> None:
@@ -101,7 +101,7 @@ class BabytermApp(App[None]):
             events = self.link.poll()
         except Exception as e:  # a broken queue must not close the app
             events = [ErrorEvent(self.last_step, f"lost the trainer: {e}", fatal=True)]
-        quiet = self.trainer_state in ("stopped", "error") or self.quitting or self.restarting
+        quiet = self.trainer_state in (TrainerState.STOPPED, "error") or self.quitting or self.restarting
         if not events and not quiet and not self.link.is_alive():
             events = [ErrorEvent(self.last_step, "the trainer stopped without a word", fatal=True)]
         self.report(events)
@@ -117,8 +117,8 @@ class BabytermApp(App[None]):
         """What the app itself makes of an event: the state, and notifications for what needs eyes."""
         self.last_step = max(self.last_step, event.step)
         if isinstance(event, StateEvent):
-            keep = (self.trainer_state == "error" and event.state == "stopped") or (
-                self.quitting and event.state in ("training", "paused")
+            keep = (self.trainer_state == "error" and event.state == TrainerState.STOPPED) or (
+                self.quitting and event.state in (TrainerState.TRAINING, TrainerState.PAUSED)
             )
             if not keep:
                 self.trainer_state = event.state
@@ -137,7 +137,7 @@ class BabytermApp(App[None]):
 
     # -- commands out ---------------------------------------------------------------------------
 
-    def send(self, command: dict[str, Any]) -> bool:
+    def send(self, command: Command) -> bool:
         """Send a command if a trainer is there to take it; say so in the app when not."""
         if self.quitting or self.restarting or not self.link.is_alive():
             self.notify("The trainer is not running (press r to restart it).", severity="warning")
@@ -147,21 +147,26 @@ class BabytermApp(App[None]):
 
     def on_trainer_command(self, message: TrainerCommand) -> None:
         command = message.command
-        if not self.send(command) and command.get("cmd") == "chat":
-            self.main_screen.chat.abandon(command["id"], "the trainer is not running")
+        if not self.send(command) and isinstance(command, Chat):
+            self.main_screen.chat.abandon(command.id, "the trainer is not running")
 
     def action_toggle_pause(self) -> None:
-        if self.trainer_state in ("paused", "pausing…"):
-            if self.send({"cmd": "resume"}):
+        if self.trainer_state in (TrainerState.PAUSED, "pausing…"):
+            if self.send(Resume()):
                 self.trainer_state = "resuming…"
-        elif self.trainer_state in ("training", "starting", "resuming…", "saving"):
-            if self.send({"cmd": "pause"}):
+        elif self.trainer_state in (
+            TrainerState.TRAINING,
+            TrainerState.STARTING,
+            "resuming…",
+            TrainerState.SAVING,
+        ):
+            if self.send(Pause()):
                 self.trainer_state = "pausing…"
         else:
             self.notify(f"The trainer is {self.trainer_state}.", severity="warning")
 
     def action_save(self) -> None:
-        if self.send({"cmd": "save"}):
+        if self.send(Save()):
             self.notify("saving…", title="save")
 
     async def to_main_screen(self) -> None:
@@ -231,7 +236,7 @@ class BabytermApp(App[None]):
             self.restarting = False
             if worker.state == WorkerState.SUCCESS and worker.result is not None:
                 self.link = worker.result
-                self.report([StateEvent(self.last_step, "starting", "restarted")])
+                self.report([StateEvent(self.last_step, TrainerState.STARTING.value, "restarted")])
             elif worker.state == WorkerState.ERROR:
                 self.report(
                     [ErrorEvent(self.last_step, f"could not restart the trainer: {worker.error}", True)]

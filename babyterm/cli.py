@@ -169,6 +169,7 @@ def cmd_app(args: argparse.Namespace, watch: bool = False) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from babyterm.printer import Printer
+    from school.commands import Stop
     from school.tutor import Tutor
 
     tutor = Tutor(_options(args))
@@ -180,7 +181,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         if interrupted["count"] > 1:
             raise KeyboardInterrupt  # a second Ctrl+C does not wait for the save
         print("\nsaving… (Ctrl+C again to quit without saving)", file=sys.stderr)
-        tutor.send({"cmd": "stop"})
+        tutor.send(Stop())
 
     previous = signal.signal(signal.SIGINT, on_sigint)
     try:
@@ -191,50 +192,44 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
+    """Talk to the saved baby through the speaker the app uses (school.speaker)."""
+    import uuid
+
     from babyterm.printer import clean_text
-    from brain.generate import generate
-    from school.emphasis import emphasis_bias, parse_marks
-    from school.revive import revive
-    from school.speaker import sampling_from
-    from school.tokenizer import decode
-    from soul.jsonl import append_jsonl
+    from school.commands import Chat
+    from school.revive import SavedBaby, revive
+    from school.speaker import Speaker
     from soul.paths import baby_paths
+
+    def warn(message: str) -> None:
+        print(f"babyterm: {message}", file=sys.stderr)
 
     paths = baby_paths(args.baby, args.home)
     baby = revive(paths, step=args.step)
     for w in baby.warnings:
-        print(f"babyterm: {w}", file=sys.stderr)
-    sampling = sampling_from(
-        {
-            "temperature": args.temperature,
-            "top_k": args.top_k,
-            "top_p": args.top_p,
-            "seed": args.seed,
-            "repetition_penalty": args.repetition_penalty,
-            "max_tokens": args.max_tokens,
-        }
-    )
+        warn(w)
+    speaker = Speaker(SavedBaby(paths, baby, warn))
+
+    def show(piece: str, weights: str) -> None:
+        sys.stdout.write(clean_text(piece))
+        sys.stdout.flush()
 
     def answer(text: str) -> None:
         if len(text) > MAX_PROMPT_CHARS:
-            print(f"babyterm: it reads only the last {MAX_PROMPT_CHARS:,} characters", file=sys.stderr)
-            text = text[-MAX_PROMPT_CHARS:]
-        ids: list[int] = []
-        shown = ""
-        plain, spans = parse_marks(text)
-        prompt, bias = emphasis_bias(baby.tokenizer, plain + "\n", spans, args.emphasis)
-        for choice in generate(baby.model, prompt, sampling, emphasis=bias):
-            ids.append(choice.id)
-            whole = decode(baby.tokenizer, ids)
-            if whole.startswith(shown):
-                sys.stdout.write(clean_text(whole[len(shown) :]))
-                sys.stdout.flush()
-                shown = whole
-            if whole.endswith("\n\n") or choice.id == 2:
-                break
+            warn(f"it reads only the last {MAX_PROMPT_CHARS:,} characters")
+        command = Chat(
+            id=uuid.uuid4().hex,
+            text=text,
+            max_tokens=args.max_tokens,
+            temperature=args.temperature,
+            top_k=args.top_k,
+            top_p=args.top_p,
+            repetition_penalty=args.repetition_penalty,
+            seed=args.seed,
+            emphasis=args.emphasis,
+        )
+        speaker.answer(command, show)
         sys.stdout.write("\n")
-        for role, said in (("you", text), ("baby", shown.strip("\n"))):
-            append_jsonl(paths.chat, {"role": role, "text": said, "step": baby.step, "weights": baby.weights})
 
     if args.prompt is not None:
         answer(args.prompt)

@@ -11,15 +11,21 @@ import multiprocessing.resource_tracker
 import queue
 from typing import Any, Protocol
 
-from school.events import ErrorEvent, Event, StateEvent, event_from_dict
+from school.commands import Command, Stop
+from school.events import ErrorEvent, Event, StateEvent, TrainerState, event_from_dict
 from school.options import TrainOptions
 
 
 class TrainerLink(Protocol):
     """What the app needs from a trainer, wherever it runs."""
 
+    @property
+    def watch(self) -> bool:
+        """True when the trainer only follows a baby that trains elsewhere (`babyterm watch`)."""
+        ...
+
     def start(self) -> None: ...
-    def send(self, command: dict[str, Any]) -> None: ...
+    def send(self, command: Command) -> None: ...
     def poll(self, max_events: int = 2000) -> list[Event]: ...
     def is_alive(self) -> bool: ...
     def stop(self, timeout: float = 60.0) -> None: ...
@@ -66,8 +72,8 @@ class ProcessLink:
         )
         self._process.start()
 
-    def send(self, command: dict[str, Any]) -> None:
-        self._commands.put(command)
+    def send(self, command: Command) -> None:
+        self._commands.put(command.to_dict())
 
     def poll(self, max_events: int = 2000) -> list[Event]:
         out: list[Event] = []
@@ -81,7 +87,7 @@ class ProcessLink:
             code = self._process.exitcode
             if code not in (0, None):
                 out.append(ErrorEvent(step=0, message=f"trainer process exited with code {code}", fatal=True))
-            out.append(StateEvent(step=0, state="stopped", detail=f"exit code {code}"))
+            out.append(StateEvent(step=0, state=TrainerState.STOPPED.value, detail=f"exit code {code}"))
         return out
 
     def is_alive(self) -> bool:
@@ -92,7 +98,7 @@ class ProcessLink:
         if self._process is None:
             return
         if self._process.is_alive():
-            self._commands.put({"cmd": "stop"})
+            self._commands.put(Stop().to_dict())
             self._process.join(timeout)
         if self._process.is_alive():
             self._process.kill()

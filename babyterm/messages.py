@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from textual.message import Message
 
+from school.commands import Command
 from school.events import Event, PixelEvent
 
 
@@ -29,8 +28,8 @@ class PixelChanged(Message, bubble=False):
 
 
 class TrainerCommand(Message):
-    """A command for the trainer (see school/options.py); bubbles up to the app, which owns the link."""
+    """A command for the trainer (school.commands); bubbles up to the app, which owns the link."""
 
-    def __init__(self, command: dict[str, Any]) -> None:
+    def __init__(self, command: Command) -> None:
         super().__init__()
         self.command = command

@@ -113,6 +113,7 @@ def in_app(home: str, seconds: float, threads: int | None) -> tuple[float, float
 
 
 def chat_cost(home: str, library: str, seconds: float, threads: int | None) -> dict[str, float]:
+    from school.commands import Chat, Stop
     from school.events import ChatEvent, StepEvent
     from school.options import TrainOptions
     from school.tutor import Tutor
@@ -143,10 +144,10 @@ def chat_cost(home: str, library: str, seconds: float, threads: int | None) -> d
     n = 0
     while time.monotonic() - quiet_end < seconds / 2:
         marks[f"r{n}"] = time.monotonic()
-        tutor.send({"cmd": "chat", "id": f"r{n}", "text": "Tell me about the king", "max_tokens": 60})
+        tutor.send(Chat(id=f"r{n}", text="Tell me about the king", max_tokens=60))
         n += 1
         time.sleep(5)
-    tutor.send({"cmd": "stop"})
+    tutor.send(Stop())
     thread.join()
     quiet = [s for t, s in speeds[3:] if t < quiet_end]
     chatty = [s for t, s in speeds if t >= quiet_end]

@@ -18,6 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from school.commands import Chat  # noqa: E402
 from school.options import TrainOptions  # noqa: E402
 from school.tutor import Tutor  # noqa: E402
 
@@ -45,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         while thread.is_alive():
             time.sleep(min(args.every, args.chat_every or args.every))
             if args.chat_every:
-                tutor.send({"cmd": "chat", "id": f"soak{n}", "text": "How are you?", "max_tokens": 40})
+                tutor.send(Chat(id=f"soak{n}", text="How are you?", max_tokens=40))
                 n += 1
             if not samples or time.monotonic() - start - samples[-1][0] >= args.every:
                 logs = sum(f.stat().st_size for f in Path(home).rglob("logs/*.jsonl"))

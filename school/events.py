@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import numbers
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, ClassVar
 
 RGB = tuple[float, float, float]
@@ -102,9 +103,24 @@ class ErrorEvent(Event):
     fatal: bool = False
 
 
+class TrainerState(StrEnum):
+    """What a trainer is doing. A StateEvent carries the value, so logs hold these plain strings.
+
+    (A request on its way, such as the app's "pausing…", is the app's to show, not a state.)
+    """
+
+    STARTING = "starting"
+    TRAINING = "training"
+    PAUSED = "paused"
+    SAVING = "saving"
+    STOPPED = "stopped"
+    WATCHING = "watching"
+    """An observer following a baby that trains elsewhere."""
+
+
 @dataclass(frozen=True)
 class StateEvent(Event):
-    """The trainer's state changed: starting, training, paused, saving, stopped."""
+    """The trainer's state changed: a TrainerState value."""
 
     kind: ClassVar[str] = "state"
     state: str

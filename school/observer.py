@@ -8,39 +8,30 @@ save and corrections belong to the trainer.
 from __future__ import annotations
 
 import json
-import queue
-from collections import deque
 from collections.abc import Callable
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import torch
+from tokenizers import Tokenizer
 
-from school import tokenizer as T
+from brain import Brain, build_brain, config_from_dict
+from school.commands import Attend, CancelChat, Chat, Command, Stop
 from school.counsellor import event_of, newest_log, parse_records
-from school.events import ChatEvent, ErrorEvent, Event, StateEvent
+from school.events import ErrorEvent, Event, StateEvent, TrainerState
+from school.inbox import Inbox
 from school.options import TrainOptions
 from school.revive import revive
 from school.speaker import Speaker
+from soul import checkpoint as ckpt
+from soul.chat_log import ChatLog
 from soul.checkpoint import list_checkpoints
+from soul.milestones import load_milestone
 from soul.paths import baby_paths
+from soul.record import BabyRecord
 
 REPLAY = 300  # log records shown at once when watching starts
 POLL_S = 0.2
-
-
-class Shelf:
-    """The librarian's tokenizer half: what talking needs, without a corpus."""
-
-    def __init__(self, tokenizer: Any) -> None:
-        self.tokenizer = tokenizer
-
-    def encode(self, text: str) -> list[int]:
-        return T.encode(self.tokenizer, text)
-
-    def decode(self, ids: Any, continuation: bool = False) -> str:
-        return T.decode(self.tokenizer, ids, continuation=continuation)
 
 
 class LogTail:
@@ -64,16 +55,29 @@ class LogTail:
 
 
 class Observer:
-    """Quacks enough like the tutor for the speaker; see the module docstring."""
+    """Follows a baby's logs and talks as it; a ChatHost for the speaker (see the module docstring)."""
+
+    model: Brain
+    tokenizer: Tokenizer
+    record: BabyRecord
 
     def __init__(self, options: TrainOptions, commands: Any = None) -> None:
         self.options = options
-        self.commands = commands if commands is not None else queue.Queue()
+        self.inbox = Inbox(commands, self.warn)
         self.subscribers: list[Callable[[Event], None]] = []
-        self._deferred: deque[dict[str, Any]] = deque()
         self.paths = baby_paths(options.baby, options.home)
-        self.pixel = None
+        self.chat_log = ChatLog(self.paths.chat)
+        self.pixel: torch.Tensor | None = None
         self.step = 0
+        self.weights_step = -1
+
+    @property
+    def commands(self) -> Any:
+        """The queue commands arrive on (as `Command.to_dict()` output)."""
+        return self.inbox.queue
+
+    def send(self, command: Command) -> None:
+        self.inbox.put(command)
 
     def subscribe(self, fn: Callable[[Event], None]) -> None:
         self.subscribers.append(fn)
@@ -82,20 +86,35 @@ class Observer:
         for fn in list(self.subscribers):
             fn(event)
 
-    def _warn(self, message: str) -> None:
+    def warn(self, message: str) -> None:
         self.emit(ErrorEvent(self.step, message))
 
-    def emit_chat(self, reply_id: str, text: str, **kw: Any) -> None:
-        self.emit(ChatEvent(self.step, reply_id, text, **kw))
+    # -- what the speaker needs (school.chat_host.ChatHost) -------------------------------------
+
+    @property
+    def weights(self) -> str:
+        return f"live (step {self.weights_step})"
+
+    def interrupts(self, reply_id: str) -> bool:
+        return self.inbox.interrupts(reply_id)
+
+    def milestone(self, step: int) -> Brain:
+        model = build_brain(config_from_dict(self.record.brain))
+        ckpt.load_model_tensors(model, load_milestone(self.paths.milestones, step, "cpu"))
+        return model
+
+    def learn(self, text: str, source: str) -> None:
+        self.warn(f"watching only: the {source} belongs to the trainer, which runs elsewhere")
+
+    # -- following ------------------------------------------------------------------------------
 
     def _wake(self) -> None:
         """Load (or reload) the newest checkpoint's weights."""
         baby = revive(self.paths)
-        self.model, self.step, self.weights_step = baby.model, baby.step, baby.step
-        self.librarian = Shelf(baby.tokenizer)
-        self.room = SimpleNamespace(device=torch.device("cpu"), record=baby.record)
+        self.model, self.tokenizer, self.record = baby.model, baby.tokenizer, baby.record
+        self.step, self.weights_step = baby.step, baby.step
         for w in baby.warnings:
-            self._warn(w)
+            self.warn(w)
         hello = {
             "baby": self.paths.name,
             "brain": baby.record.brain_name,
@@ -104,11 +123,11 @@ class Observer:
             "device": "elsewhere",
             "library": "watching",
         }
-        self.emit(StateEvent(self.step, "watching", json.dumps(hello)))
+        self.emit(StateEvent(self.step, TrainerState.WATCHING.value, json.dumps(hello)))
 
     def run(self, should_continue: Callable[[], bool] | None = None) -> None:
         self._wake()
-        speaker = Speaker(self)  # type: ignore[arg-type]
+        speaker = Speaker(self)
         tail = LogTail(self.paths.logs)
         for record in tail.read()[-REPLAY:]:
             self._show(record)
@@ -118,20 +137,19 @@ class Observer:
             newest = list_checkpoints(self.paths.checkpoints)
             if newest and newest[-1][0] != self.weights_step:
                 self._wake()
-            try:
-                cmd = self._deferred.popleft() if self._deferred else self.commands.get(timeout=POLL_S)
-            except queue.Empty:
-                continue
-            name = cmd.get("cmd")
-            if name == "stop":
-                break
-            if name == "chat":
-                speaker.reply(cmd)
-            elif name == "attend":
-                speaker.attend(cmd)
-            elif name != "chat_cancel":
-                self._warn(f"watching only: {name} belongs to the trainer, which runs elsewhere")
-        self.emit(StateEvent(self.step, "stopped", "watch ended"))
+            command = self.inbox.wait(POLL_S)
+            match command:
+                case None | CancelChat():
+                    continue
+                case Stop():
+                    break
+                case Chat():
+                    speaker.reply(command)
+                case Attend():
+                    speaker.attend(command)
+                case _:
+                    self.warn(f"watching only: {command.kind} belongs to the trainer, which runs elsewhere")
+        self.emit(StateEvent(self.step, TrainerState.STOPPED.value, "watch ended"))
 
     def _show(self, record: dict[str, Any]) -> None:
         try:

@@ -45,13 +45,3 @@ PRECISIONS = ("auto", "fp32", "bf16")
 MAX_PROMPT_CHARS = 4000
 """A chat message is read up to its last this many characters: the window is a few hundred tokens,
 and what lies before it could only cost encoding time."""
-
-# Commands the tutor takes, as plain dicts so they cross process boundaries unchanged:
-#   {"cmd": "pause"} {"cmd": "resume"} {"cmd": "save"} {"cmd": "stop"}
-#   {"cmd": "chat", "id": str, "text": str, "max_tokens": int,   -> ChatEvent pieces, the last final
-#    "temperature"?, "top_k"?, "top_p"?, "repetition_penalty"?, "seed"?,
-#    "emphasis"?: float (strength for *marked* words), "weights"?: "live" | milestone step (int)}
-#   {"cmd": "chat_cancel", "id": str}
-#   {"cmd": "correct", "id": str, "text": str}                   -> the correction becomes training text
-#   {"cmd": "attend", "id": str, "index": int}                   -> InsightEvent for that reply token
-COMMANDS = ("pause", "resume", "save", "stop", "chat", "chat_cancel", "correct", "attend")

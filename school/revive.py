@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from tokenizers import Tokenizer
 
 from brain import Brain, build_brain, config_from_dict
+from school.events import ErrorEvent, Event
 from school.tokenizer import load_tokenizer
 from soul import checkpoint as ckpt
+from soul.chat_log import ChatLog
 from soul.milestones import load_milestone
 from soul.paths import BabyPaths, SoulError
 from soul.record import BabyRecord
@@ -55,3 +58,40 @@ def checkpoint_step(paths: BabyPaths) -> int:
     """The newest checkpoint's step, read from its folder name (cheap: no tensors loaded)."""
     found = ckpt.list_checkpoints(paths.checkpoints)
     return found[-1][0] if found else 0
+
+
+class SavedBaby:
+    """A revived baby as a ChatHost: what `babyterm chat` talks through (the speaker the app uses).
+
+    It does not train: a correction is refused with a warning, and nothing can interrupt a reply.
+    """
+
+    pixel = None  # a saved baby feels the brain's neutral colour
+
+    def __init__(self, paths: BabyPaths, baby: Revived, warn: Callable[[str], None]) -> None:
+        self.paths, self.baby, self._warn = paths, baby, warn
+        self.model, self.tokenizer, self.step, self.weights = (
+            baby.model,
+            baby.tokenizer,
+            baby.step,
+            baby.weights,
+        )
+        self.chat_log = ChatLog(paths.chat)
+
+    def emit(self, event: Event) -> None:
+        if isinstance(event, ErrorEvent):
+            self._warn(event.message)
+
+    def warn(self, message: str) -> None:
+        self._warn(message)
+
+    def interrupts(self, reply_id: str) -> bool:
+        return False  # Ctrl+C ends `babyterm chat` itself
+
+    def milestone(self, step: int) -> Brain:
+        model = build_brain(config_from_dict(self.baby.record.brain))
+        ckpt.load_model_tensors(model, load_milestone(self.paths.milestones, step, "cpu"))
+        return model
+
+    def learn(self, text: str, source: str) -> None:
+        self._warn(f"{source} not kept: only a training baby learns (run babyterm)")

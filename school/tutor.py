@@ -1,34 +1,34 @@
 """The tutor: the training loop as an object that the CLI, the app's trainer process and tests drive.
 
-It takes commands (pause, resume, save, stop, chat, chat_cancel, correct) on a thread-safe queue
-and emits typed events (school.events) to its subscribers. Everything it needs to resume exactly
-(weights, optimizer, step, RNG states, data position, metabolism) is in its checkpoints.
+It takes typed commands (school.commands) on a thread-safe queue and emits typed events
+(school.events) to its subscribers. `prepare()` builds every part it has (classroom, brain,
+optimizer, checkpointer, speaker, ...) in one place. Everything it needs to resume exactly (weights,
+optimizer, step, RNG states, data position, metabolism) is in its checkpoints.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
-import queue
 import random
 import sys
 import time
-from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
+from tokenizers import Tokenizer
 
-from brain import build_brain, config_from_dict
+from brain import Brain, build_brain, config_from_dict
 from school.calligraphist import Calligraphist
+from school.checkpointer import Checkpointer
 from school.classroom import Classroom, open_classroom
-from school.cohort import join_cohort
+from school.cohort import Cohort, join_cohort
+from school.commands import Attend, CancelChat, Chat, Command, Correct, Pause, Resume, Save, Stop
 from school.counsellor import Counsellor, RunLog, prune_logs
 from school.events import (
-    ChatEvent,
     ErrorEvent,
     EvalEvent,
     Event,
@@ -37,24 +37,57 @@ from school.events import (
     ProgressEvent,
     StateEvent,
     StepEvent,
+    TrainerState,
 )
-from school.keeper import Keeper
-from school.metabolism import Metabolism
+from school.inbox import Inbox
+from school.librarian import Librarian
+from school.metabolism import Metabolism, MetabolismReading
 from school.options import TrainOptions
 from school.scribe import Scribe
 from school.speaker import Speaker
+from school.syllabus import Syllabus
 from soul import checkpoint as ckpt
+from soul import codec
+from soul.chat_log import ChatLog
 from soul.jsonl import append_jsonl
 from soul.lock import BabyLock
-from soul.milestones import is_milestone
-from soul.paths import baby_paths
+from soul.milestones import is_milestone, load_milestone
+from soul.paths import BabyPaths, baby_paths
+from soul.resume_state import ResumeState
 
 Subscriber = Callable[[Event], None]
 ROLLBACK_AFTER = 3  # consecutive non-finite steps before rolling back to the last checkpoint
 
 
-class Tutor(Keeper):
-    """Teaches one baby. `run()` trains until stopped; each piece is also callable on its own."""
+class Tutor:
+    """Teaches one baby. `run()` trains until stopped; each piece is also callable on its own.
+
+    The parts below are built by `prepare()`, together, from the baby's classroom.
+    """
+
+    room: Classroom
+    cohort: Cohort
+    syllabus: Syllabus
+    paths: BabyPaths
+    librarian: Librarian
+    model: Brain
+    learner: torch.nn.Module
+    """What the training step runs: the model, wrapped for DDP or compiled."""
+    optimizer: torch.optim.Optimizer
+    checkpointer: Checkpointer
+    batch_gen: torch.Generator
+    rng: random.Random
+    metabolism: Metabolism
+    pixel: torch.Tensor
+    pixel_target: torch.Tensor
+    calligraphist: Calligraphist
+    scribe: Scribe
+    speaker: Speaker
+    chat_log: ChatLog
+    val_batches: list[tuple[torch.Tensor, torch.Tensor]]
+    token_bytes: torch.Tensor
+    run_id: str
+    _reading: MetabolismReading
 
     def __init__(
         self,
@@ -65,45 +98,49 @@ class Tutor(Keeper):
         brain_overrides: dict[str, Any] | None = None,
     ) -> None:
         self.options = options
-        self.commands = commands if commands is not None else queue.Queue()
+        self.inbox = Inbox(commands, self.warn)
         self.clock = clock
         self.syllabus_overrides = syllabus_overrides or {}
         self.brain_overrides = brain_overrides or {}  # for a new baby only (tests, benchmarks)
         self.subscribers: list[Subscriber] = []
         self.counsellor = Counsellor()
-        self.state = "starting"
+        self.state = TrainerState.STARTING
         self.step = 0
         self.tokens_seen = 0
         self.elapsed_s = 0.0
         self._stopping = False
-        self._deferred: deque[dict[str, Any]] = deque()
         self._recent_losses: list[float] = []
         self._bad_streak = 0
         self.lr_scale = 1.0
         self._log_broken = False
-        self.room: Classroom | None = None
+        self._prepared = False
 
     # -- wiring ---------------------------------------------------------------------------------
 
     def subscribe(self, fn: Subscriber) -> None:
         self.subscribers.append(fn)
 
-    def send(self, command: dict[str, Any]) -> None:
-        self.commands.put(command)
+    @property
+    def commands(self) -> Any:
+        """The queue commands arrive on (as `Command.to_dict()` output)."""
+        return self.inbox.queue
+
+    def send(self, command: Command) -> None:
+        self.inbox.put(command)
 
     def emit(self, event: Event) -> None:
         for fn in list(self.subscribers):
             fn(event)
 
-    def _set_state(self, state: str, detail: str = "") -> None:
+    def _set_state(self, state: TrainerState, detail: str = "") -> None:
         self.state = state
-        self.emit(StateEvent(self.step, state, detail))
+        self.emit(StateEvent(self.step, state.value, detail))
 
     # -- setting up -----------------------------------------------------------------------------
 
     def prepare(self) -> None:
         """Open (or create) the baby's soul, its library, brain and optimizer; resume if it has lived."""
-        if self.room is not None:
+        if self._prepared:
             return
 
         def progress(task: str, done: float, detail: str = "") -> None:
@@ -117,7 +154,7 @@ class Tutor(Keeper):
             self.syllabus_overrides,
             self.brain_overrides,
             progress,
-            self._warn,
+            self.warn,
             readonly=not self.cohort.lead,
         )
         if self.cohort.lead:
@@ -140,6 +177,15 @@ class Tutor(Keeper):
         self.calligraphist = Calligraphist()
         self.scribe = Scribe(self.calligraphist, self.rng)
         self.speaker = Speaker(self)
+        self.chat_log = ChatLog(self.paths.chat)
+        self.checkpointer = Checkpointer(
+            self.paths,
+            self.model,
+            self.optimizer,
+            room.device,
+            save_minutes=self.syllabus.save_minutes,
+            milestone_keep=self.syllabus.milestone_keep,
+        )
         self.val_batches = [
             (x.to(room.device), y.to(room.device))
             for x, y in self.librarian.val_batches(
@@ -147,14 +193,37 @@ class Tutor(Keeper):
             )
         ]
         self.token_bytes = self.librarian.token_bytes.to(room.device)
+        self._prepared = True
         self._resume()
 
     @property
     def block_size(self) -> int:
         return self.model.config.max_seq_len
 
-    def _warn(self, message: str) -> None:
+    def warn(self, message: str) -> None:
         self.emit(ErrorEvent(self.step, message, fatal=False))
+
+    # -- what the speaker needs (school.chat_host.ChatHost) -------------------------------------
+
+    @property
+    def tokenizer(self) -> Tokenizer:
+        return self.librarian.tokenizer
+
+    @property
+    def weights(self) -> str:
+        return f"live (step {self.step})"
+
+    def interrupts(self, reply_id: str) -> bool:
+        return self.inbox.interrupts(reply_id)
+
+    def milestone(self, step: int) -> Brain:
+        tensors = load_milestone(self.paths.milestones, step, str(self.room.device))
+        model = build_brain(config_from_dict(self.room.record.brain)).to(self.room.device)
+        ckpt.load_model_tensors(model, tensors)
+        return model
+
+    def learn(self, text: str, source: str) -> None:
+        self.librarian.add_text(text, source)
 
     # -- one step of school ---------------------------------------------------------------------
 
@@ -198,7 +267,7 @@ class Tutor(Keeper):
     def _skip(self, what: str, value: float) -> dict[str, float]:
         """A non-finite step never reaches the weights; a run of them rolls back and slows down."""
         self._bad_streak += 1
-        self._warn(f"non-finite {what} ({value}) at step {self.step}: step skipped")
+        self.warn(f"non-finite {what} ({value}) at step {self.step}: step skipped")
         if self._bad_streak >= ROLLBACK_AFTER:
             self._bad_streak = 0
             self.lr_scale *= 0.5
@@ -211,7 +280,7 @@ class Tutor(Keeper):
             where = (
                 f"rolled back to step {self.step}" if found is not None else "no checkpoint to roll back to"
             )
-            self._warn(f"{ROLLBACK_AFTER} bad steps in a row: {where}; learning rate now ×{self.lr_scale:g}")
+            self.warn(f"{ROLLBACK_AFTER} bad steps in a row: {where}; learning rate now ×{self.lr_scale:g}")
         return {"skipped": 1.0, "loss": float("nan"), "accuracy": 0.0, "grad_norm": float("nan"), "lr": 0.0}
 
     @torch.no_grad()
@@ -257,8 +326,8 @@ class Tutor(Keeper):
         line naming this process.
         """
         lock = None
-        if self.room is None and int(os.environ.get("RANK", "0")) == 0:
-            lock = BabyLock(baby_paths(self.options.baby, self.options.home), log=self._warn)
+        if not self._prepared and int(os.environ.get("RANK", "0")) == 0:
+            lock = BabyLock(baby_paths(self.options.baby, self.options.home), log=self.warn)
             lock.acquire(" ".join([Path(sys.argv[0]).name, *sys.argv[1:]])[:200])
         try:
             self._run(should_continue)
@@ -276,7 +345,7 @@ class Tutor(Keeper):
                 self.cohort.leave()
             return
         for old in prune_logs(self.paths.logs, self.syllabus.logs_max_mb * 2**20):
-            self._warn(f"old run log {old.name} removed: logs are kept under {self.syllabus.logs_max_mb} MB")
+            self.warn(f"old run log {old.name} removed: logs are kept under {self.syllabus.logs_max_mb} MB")
         log = RunLog(self.paths.logs)
         self.run_id = log.run_id
 
@@ -286,7 +355,7 @@ class Tutor(Keeper):
             except OSError as e:  # a full disk costs log lines, never the training
                 if not self._log_broken:
                     self._log_broken = True
-                    self._warn(f"cannot write the run log ({e.strerror or e}); training goes on")
+                    self.warn(f"cannot write the run log ({e.strerror or e}); training goes on")
 
         self.subscribe(write_log)
         try:
@@ -300,8 +369,8 @@ class Tutor(Keeper):
 
     def _loop(self, should_continue: Callable[[], bool] | None) -> None:
         syl, opts = self.syllabus, self.options
-        self._set_state("training", self.room.hello(self.model))
-        run_start = last_check = self._last_save = last_log_t = time.monotonic()
+        self._set_state(TrainerState.TRAINING, self.room.hello(self.model))
+        run_start = last_check = last_log_t = time.monotonic()
         paused_for, last_log_tokens, steps_this_run = 0.0, self.tokens_seen, 0
         while True:
             self._serve_commands()
@@ -317,9 +386,10 @@ class Tutor(Keeper):
                 self._stopping = self.cohort.any(self._stopping or budget_spent)
             if self._stopping:
                 break
-            if self.state == "paused":
+            if self.state == TrainerState.PAUSED:
                 t0 = time.monotonic()
-                self._wait_for_command(0.05)
+                if (command := self.inbox.wait(0.05)) is not None:
+                    self.handle(command)
                 paused_for += time.monotonic() - t0
                 continue
             if (opts.steps is not None and steps_this_run >= opts.steps) or (
@@ -345,10 +415,10 @@ class Tutor(Keeper):
                 self.guess()
             if is_milestone(self.step, syl.milestone_every):
                 self.save_milestone()
-            if self.step % syl.save_every == 0 or time.monotonic() - self._last_save > syl.save_minutes * 60:
+            if self.step % syl.save_every == 0 or self.checkpointer.due():
                 self.save("autosave")
         self.save("stop")
-        self._set_state("stopped")
+        self._set_state(TrainerState.STOPPED)
 
     def _emit_step(self, stats: dict[str, float], tokens_per_s: float) -> None:
         r = self._reading
@@ -371,45 +441,85 @@ class Tutor(Keeper):
 
     # -- commands -------------------------------------------------------------------------------
 
-    def next_command(self) -> dict[str, Any] | None:
-        if self._deferred:
-            return self._deferred.popleft()
-        try:
-            return self.commands.get_nowait()
-        except queue.Empty:
-            return None
-
-    def _wait_for_command(self, timeout: float) -> None:
-        with contextlib.suppress(queue.Empty):
-            self._deferred.append(self.commands.get(timeout=timeout))
-
     def _serve_commands(self) -> None:
-        while (cmd := self.next_command()) is not None:
-            self.handle(cmd)
+        while (command := self.inbox.next()) is not None:
+            self.handle(command)
 
-    def handle(self, cmd: dict[str, Any]) -> None:
-        name = cmd.get("cmd")
-        if name == "pause" and self.state == "training":
-            self._set_state("paused")
-        elif name == "resume" and self.state == "paused":
-            self._set_state("training")
-        elif name == "save":
-            self.save("manual")
-        elif name == "stop":
-            self._stopping = True
-        elif name == "chat":
-            self.speaker.reply(cmd)
-        elif name == "correct":
-            self.speaker.correct(cmd)
-        elif name == "attend":
-            self.speaker.attend(cmd)
-        elif name == "chat_cancel":
-            pass  # the reply it meant has already finished
-        else:
-            self._warn(f"unknown command {name!r}")
+    def handle(self, command: Command) -> None:
+        match command:
+            case Pause() if self.state == TrainerState.TRAINING:
+                self._set_state(TrainerState.PAUSED)
+            case Resume() if self.state == TrainerState.PAUSED:
+                self._set_state(TrainerState.TRAINING)
+            case Pause() | Resume():
+                pass  # already so
+            case Save():
+                self.save("manual")
+            case Stop():
+                self._stopping = True
+            case Chat():
+                self.speaker.reply(command)
+            case Correct():
+                self.speaker.correct(command)
+            case Attend():
+                self.speaker.attend(command)
+            case CancelChat():
+                pass  # the reply it meant has already finished
+            case _:
+                self.warn(f"unknown command {command.kind!r}")
 
-    def emit_chat(self, reply_id: str, text: str, **kw: Any) -> None:
-        self.emit(ChatEvent(self.step, reply_id, text, **kw))
+    # -- keeping what was learned (the checkpointer does the writing) ----------------------------
+
+    def resume_state(self) -> ResumeState:
+        """Everything besides tensors that an exact resume needs."""
+        return ResumeState(
+            step=self.step,
+            tokens_seen=self.tokens_seen,
+            elapsed_s=self.elapsed_s,
+            rng_batch=codec.tensor_to_bytes(self.batch_gen.get_state()),
+            rng_torch=codec.tensor_to_bytes(torch.get_rng_state()),
+            rng_python=codec.random_state_to_json(self.rng.getstate()),
+            metabolism=self.metabolism.state_dict(),
+            pixel=self.pixel.tolist(),
+            pixel_target=self.pixel_target.tolist(),
+            lr_scale=self.lr_scale,
+        )
+
+    def _resume(self) -> None:
+        resumed = self.checkpointer.resume()
+        if resumed is None:
+            return
+        for w in resumed.warnings:
+            self.warn(w)
+        s = resumed.state
+        self.step, self.tokens_seen, self.elapsed_s = s.step, s.tokens_seen, s.elapsed_s
+        # an adopted baby (or an older soul) may lack some of this: start fresh there
+        if self.cohort.lead and s.rng_batch is not None:
+            self.batch_gen.set_state(codec.bytes_to_tensor(s.rng_batch))
+        elif not self.cohort.lead:  # the checkpoint holds the lead's data position; the others take their own
+            self.batch_gen.manual_seed(hash((self.options.seed, self.cohort.rank, self.step)) % 2**62)
+        if s.rng_torch is not None:
+            torch.set_rng_state(codec.bytes_to_tensor(s.rng_torch))
+        if s.rng_python is not None:
+            self.rng.setstate(codec.json_to_random_state(s.rng_python))
+        self.metabolism.load_state_dict(s.metabolism)
+        if s.pixel is not None and s.pixel_target is not None:
+            self.pixel = torch.tensor(s.pixel, device=self.room.device)
+            self.pixel_target = torch.tensor(s.pixel_target, device=self.room.device)
+        self.lr_scale = s.lr_scale
+
+    def save(self, reason: str) -> None:
+        if not self.cohort.lead:
+            return
+        previous = self.state
+        self._set_state(TrainerState.SAVING, reason)
+        self.emit(self.checkpointer.save(self.resume_state(), reason))
+        self._set_state(previous if previous != TrainerState.SAVING else TrainerState.TRAINING)
+
+    def save_milestone(self) -> None:
+        """A snapshot of the weights alone, for talking to an earlier self."""
+        if self.cohort.lead:
+            self.emit(self.checkpointer.save_milestone(self.step))
 
 
 def make_optimizer(model: torch.nn.Module, syl: Any, device: torch.device) -> torch.optim.Optimizer:

@@ -13,6 +13,7 @@ from typing import Any
 from textual.css.query import NoMatches
 from textual.pilot import Pilot
 
+from school.commands import Attend, CancelChat, Chat, Command, Pause, Resume, Save
 from school.counsellor import RunLog
 from school.events import (
     ChatEvent,
@@ -82,7 +83,8 @@ class FakeLink:
         self.auto = auto
         self.reply = reply
         self.brain = brain
-        self.sent: list[dict[str, Any]] = []
+        self.watch = False
+        self.sent: list[Command] = []
         self.started = 0
         self.stopped = False
         self.alive = False
@@ -91,7 +93,7 @@ class FakeLink:
         self.queue: deque[Event] = deque()
         self.chats: dict[str, list[str]] = {}  # reply id -> pieces still to stream
         self.said: dict[str, str] = {}  # reply id -> text streamed so far
-        self.asked: dict[str, dict[str, Any]] = {}  # reply id -> its chat command
+        self.asked: dict[str, Chat] = {}  # reply id -> its chat command
         self.pieces: dict[str, list[str]] = {}  # reply id -> pieces streamed so far
 
     # -- the test drives ------------------------------------------------------------------------
@@ -109,8 +111,8 @@ class FakeLink:
         self.queue.append(ErrorEvent(self.step, message, fatal=True))
         self.alive = False
 
-    def commands(self, name: str) -> list[dict[str, Any]]:
-        return [c for c in self.sent if c.get("cmd") == name]
+    def commands(self, kind: str) -> list[Command]:
+        return [c for c in self.sent if c.kind == kind]
 
     # -- TrainerLink ----------------------------------------------------------------------------
 
@@ -119,43 +121,50 @@ class FakeLink:
         self.alive = True
         self.queue.append(StateEvent(self.step, "training", HELLO.replace("transformer", self.brain)))
 
-    def send(self, command: dict[str, Any]) -> None:
+    def send(self, command: Command) -> None:
         self.sent.append(command)
-        name = command.get("cmd")
-        if name == "pause":
-            self.paused = True
-            self.queue.append(StateEvent(self.step, "paused"))
-        elif name == "resume":
-            self.paused = False
-            self.queue.append(StateEvent(self.step, "training"))
-        elif name == "save":
-            state = "paused" if self.paused else "training"
-            self.queue.extend(
-                [
-                    StateEvent(self.step, "saving", "manual"),
-                    SaveEvent(self.step, f"/soul/checkpoints/{self.step}", "manual", 0.05),
-                    StateEvent(self.step, state),
-                ]
-            )
-        elif name == "chat":
-            self.chats[command["id"]] = list(self.reply)
-            self.said[command["id"]] = ""
-            self.pieces[command["id"]] = []
-            self.asked[command["id"]] = {**command, "brain": self.brain}
-        elif name == "chat_cancel" and command["id"] in self.chats:
-            del self.chats[command["id"]]
-            self.queue.append(self.final(command["id"]))
-        elif name == "attend":
-            reply_id = command["id"]
-            if reply_id in self.asked and reply_id not in self.chats:
-                self.queue.append(insight(self.step, command, self.asked[reply_id], self.pieces[reply_id]))
-            else:
-                self.queue.append(ErrorEvent(self.step, f"no insight kept for reply {reply_id!r}"))
+        match command:
+            case Pause():
+                self.paused = True
+                self.queue.append(StateEvent(self.step, "paused"))
+            case Resume():
+                self.paused = False
+                self.queue.append(StateEvent(self.step, "training"))
+            case Save():
+                self._save()
+            case Chat():
+                self.chats[command.id] = list(self.reply)
+                self.said[command.id] = ""
+                self.pieces[command.id] = []
+                self.asked[command.id] = command
+            case CancelChat() if command.id in self.chats:
+                del self.chats[command.id]
+                self.queue.append(self.final(command.id))
+            case Attend():
+                self._attend(command)
+
+    def _save(self) -> None:
+        state = "paused" if self.paused else "training"
+        self.queue.extend(
+            [
+                StateEvent(self.step, "saving", "manual"),
+                SaveEvent(self.step, f"/soul/checkpoints/{self.step}", "manual", 0.05),
+                StateEvent(self.step, state),
+            ]
+        )
+
+    def _attend(self, command: Attend) -> None:
+        reply_id = command.id
+        if reply_id in self.asked and reply_id not in self.chats:
+            asked = {**self.asked[reply_id].to_dict(), "brain": self.brain}
+            self.queue.append(insight(self.step, command.to_dict(), asked, self.pieces[reply_id]))
+        else:
+            self.queue.append(ErrorEvent(self.step, f"no insight kept for reply {reply_id!r}"))
 
     def weights(self, reply_id: str) -> str:
         """Which weights answer, as the speaker names them."""
-        asked = self.asked[reply_id].get("weights")
-        return f"live (step {self.step})" if asked in (None, "live") else f"milestone step {asked}"
+        asked = self.asked[reply_id].weights
+        return f"live (step {self.step})" if asked == "live" else f"milestone step {asked}"
 
     def final(self, reply_id: str) -> ChatEvent:
         return ChatEvent(
@@ -163,7 +172,7 @@ class FakeLink:
             reply_id,
             self.said[reply_id],
             final=True,
-            prompt=str(self.asked[reply_id].get("text", "")),
+            prompt=self.asked[reply_id].text,
             weights=self.weights(reply_id),
             tokens=reply_tokens(self.pieces[reply_id]),
         )

@@ -20,6 +20,7 @@ from babyterm.widgets.loss_stream import LossStream
 from babyterm.widgets.scribe import ScribeFeed
 from babyterm.widgets.startup import StartupProgress
 from babyterm.widgets.status_bar import StatusBar
+from school.commands import Correct
 from school.counsellor import RunLog
 from school.events import ProgressEvent, ScribeEvent, StateEvent
 from school.options import MAX_PROMPT_CHARS, TrainOptions
@@ -96,15 +97,15 @@ async def test_chat_streams_reply_and_corrects(home: Path) -> None:
         assert isinstance(app.focused, Input)
         await pilot.press("h", "i", "enter")
         (sent,) = link.commands("chat")
-        assert sent["text"] == "hi" and sent["max_tokens"] == 120
+        assert sent.text == "hi" and sent.max_tokens == 120
         await until(pilot, lambda: bool(replies(app)) and replies(app)[-1].done)
         reply = replies(app)[-1]
-        assert reply.reply_id == sent["id"]
+        assert reply.reply_id == sent.id
         assert clean(reply.text) == "Hello [world] ok"  # brackets kept, the escape sequence gone
         assert "Hello [world] ok" in str(reply.content)
         app.focused.value = "/correct the cat sat"
         await pilot.press("enter")
-        assert link.commands("correct") == [{"cmd": "correct", "id": sent["id"], "text": "the cat sat"}]
+        assert link.commands("correct") == [Correct(id=sent.id, text="the cat sat")]
         assert any(m.role == "correction" for m in app.main_screen.query(ChatMessage))
 
 
@@ -116,9 +117,9 @@ async def test_a_long_message_is_read_from_its_end_and_says_so(home: Path) -> No
         app.focused.value = "a" * 50_000 + " the end"
         await pilot.press("enter")
         (sent,) = link.commands("chat")
-        assert len(sent["text"]) == MAX_PROMPT_CHARS and sent["text"].endswith(" the end")
+        assert len(sent.text) == MAX_PROMPT_CHARS and sent.text.endswith(" the end")
         (mine,) = [m for m in app.main_screen.query(ChatMessage) if m.role == "you"]
-        assert mine.text == "…" + sent["text"]
+        assert mine.text == "…" + sent.text
         assert any("reads only its last" in n.message for n in app._notifications)
 
 
@@ -130,7 +131,7 @@ async def test_escape_cancels_reply_then_leaves_chat(home: Path) -> None:
         await until(pilot, lambda: bool(replies(app)) and bool(replies(app)[-1].text))
         await pilot.press("escape")
         (cancel,) = link.commands("chat_cancel")
-        assert cancel["id"] == link.commands("chat")[0]["id"]
+        assert cancel.id == link.commands("chat")[0].id
         reply = replies(app)[-1]
         assert reply.done and reply.note == "stopped"
         assert app.main_screen.query_one(ChatPane).in_flight is None

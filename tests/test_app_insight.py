@@ -18,6 +18,7 @@ from babyterm.widgets.chat_settings import ChatSettings, SettingsLine
 from babyterm.widgets.inspect_panel import InspectPanel
 from babyterm.widgets.pixel import Pixel
 from babyterm.widgets.token_inspector import TokenInspector
+from school.commands import Attend
 from school.events import InsightEvent
 from school.options import TrainOptions
 from soul.milestones import milestone_name
@@ -63,7 +64,7 @@ async def ask_and_wait(pilot: Pilot[Any], text: str, link: FakeLink) -> dict[str
     """Send `text`, wait for the whole reply; the chat command that went out."""
     await type_in(pilot, text)
     sent = link.commands("chat")[-1]
-    await until(pilot, lambda: pilot.app.main_screen.chat.replies[sent["id"]].tokens != [])
+    await until(pilot, lambda: pilot.app.main_screen.chat.replies[sent.id].tokens != [])
     return sent
 
 
@@ -76,7 +77,7 @@ async def test_each_command_changes_the_next_chat(notes: list) -> None:
     async with BabytermApp(TrainOptions(), link=link).run_test(size=SIZE) as pilot:
         await until(pilot, lambda: link.started == 1)
         await type_in(pilot, "hi")
-        assert {k: link.commands("chat")[-1][k] for k in DEFAULTS} == DEFAULTS
+        assert {k: getattr(link.commands("chat")[-1], k) for k in DEFAULTS} == DEFAULTS
         cases = [  # two commands, then a chat that must carry both
             (("/temp 0.7", "temperature", 0.7), ("/topk 0", "top_k", 0)),
             (("/topp 0.9", "top_p", 0.9), ("/rep 1.2", "repetition_penalty", 1.2)),
@@ -87,11 +88,11 @@ async def test_each_command_changes_the_next_chat(notes: list) -> None:
         for pair in cases:
             await type_in(pilot, pair[0][0], pair[1][0], "again")
             sent = link.commands("chat")[-1]
-            assert [sent[key] for _, key, _ in pair] == [value for _, _, value in pair], pair
+            assert [getattr(sent, key) for _, key, _ in pair] == [value for _, _, value in pair], pair
         line = str(pilot.app.main_screen.query_one(SettingsLine).content)
         assert line == "greedy · rep 1.2 · max 200 · emph ×3"
         await type_in(pilot, "/reset", "once more")
-        assert {k: link.commands("chat")[-1][k] for k in DEFAULTS} == DEFAULTS
+        assert {k: getattr(link.commands("chat")[-1], k) for k in DEFAULTS} == DEFAULTS
         assert not [n for n in notes if n[0] == "warning"]
 
 
@@ -107,7 +108,7 @@ async def test_bad_values_give_a_notice_and_change_nothing(notes: list) -> None:
         assert "temperature must be a number from 0 to 5, not '-1'" in notes[0][1]
         assert "/help" in notes[10][1] and "no milestone at step 1,000 (milestones: none yet)" in notes[11][1]
         (sent,) = link.commands("chat")
-        assert {k: sent[k] for k in DEFAULTS} == DEFAULTS
+        assert {k: getattr(sent, k) for k in DEFAULTS} == DEFAULTS
 
 
 async def test_help_lists_the_commands_with_their_values() -> None:
@@ -160,9 +161,9 @@ async def test_inspect_shows_alternatives_and_what_a_token_looked_at(notes: list
         first = await ask_and_wait(pilot, "the *raven* flew", link)
         second = await ask_and_wait(pilot, "and then?", link)
         await pilot.press("escape", "i", "right")
-        assert chat.inspector.selected == (second["id"], 1) and chat.has_class("-inspecting")
+        assert chat.inspector.selected == (second.id, 1) and chat.has_class("-inspecting")
         assert isinstance(app.focused, InspectPanel)
-        reply = chat.replies[second["id"]]
+        reply = chat.replies[second.id]
         assert [s.reverse for s in spans(reply)] == [True]  # the selected token, and only it
         inspector = chat.query_one(TokenInspector)
         shown = str(inspector.content)
@@ -171,7 +172,7 @@ async def test_inspect_shows_alternatives_and_what_a_token_looked_at(notes: list
         for _, prob, _ in token["top"]:
             assert f"{prob:6.1%}" in shown
         assert shown.count("\n") == 5  # the token with p and margin, five alternatives
-        wanted = {"cmd": "attend", "id": second["id"], "index": 1}
+        wanted = Attend(id=second.id, index=1)
         await until(pilot, lambda: link.commands("attend")[-1:] == [wanted])
         assert len(link.commands("attend")) <= 2  # debounced: at most the one it rested on before
         strip = chat.query_one(AttentionStrip)
@@ -190,20 +191,20 @@ async def test_inspect_shows_alternatives_and_what_a_token_looked_at(notes: list
         await pilot.press("left_square_bracket", "full_stop")
         assert strip.border_title.endswith("layer avg · head 2/4")
         # a late answer about a token the user has left is kept, not shown
-        link.emit(InsightEvent(0, second["id"], 0, ["x"], [1.0], [1.0]))
+        link.emit(InsightEvent(0, second.id, 0, ["x"], [1.0], [1.0]))
         await pilot.pause(0.15)
         assert strip.event.index == 1
         await pilot.press("up")  # the earlier reply, its marked word underlined in the strip
-        assert chat.inspector.selected == (first["id"], 1)
-        await until(pilot, lambda: strip.event is not None and strip.event.reply_id == first["id"])
+        assert chat.inspector.selected == (first.id, 1)
+        await until(pilot, lambda: strip.event is not None and strip.event.reply_id == first.id)
         assert "boost ×2 on raven" in str(strip.content)
         underlined = [s for s in strip.content.spans if isinstance(s.style, Style) and s.style.underline]
         assert [str(strip.content)[s.start : s.end] for s in underlined] == [" raven"]
         await pilot.press("left", "left")
-        assert chat.inspector.selected == (first["id"], 0)
+        assert chat.inspector.selected == (first.id, 0)
         await pilot.press("escape")
         assert chat.inspector.selected is None and not chat.has_class("-inspecting") and app.focused is None
-        assert spans(chat.replies[first["id"]]) == []
+        assert spans(chat.replies[first.id]) == []
 
 
 async def test_babyllm_shows_windows_and_gates(notes: list) -> None:
@@ -250,13 +251,13 @@ async def test_talking_to_a_milestone_and_back(notes: list) -> None:
         await type_in(pilot, "/step 1000")
         assert chat.border_title == "chat · step 1,000"
         sent = await ask_and_wait(pilot, "who are you?", link)
-        assert sent["weights"] == 1000
-        assert "baby · milestone step 1000" in str(chat.replies[sent["id"]].content)
+        assert sent.weights == 1000
+        assert "baby · milestone step 1000" in str(chat.replies[sent.id].content)
         await type_in(pilot, "/step 500")
         assert notes[-1] == ("warning", "no milestone at step 500 (milestones: 100, 1,000)")
         assert chat.border_title == "chat · step 1,000"
         await type_in(pilot, "/live")
         assert chat.border_title == "chat · live"
         sent = await ask_and_wait(pilot, "and now?", link)
-        assert sent["weights"] == "live"
-        assert "baby · live step" in str(chat.replies[sent["id"]].content)
+        assert sent.weights == "live"
+        assert "baby · live step" in str(chat.replies[sent.id].content)

@@ -12,6 +12,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from school.commands import Chat, Correct
 from school.events import ChatEvent, ErrorEvent, Event
 from school.options import MAX_PROMPT_CHARS, TrainOptions
 from school.tokenizer import scrub
@@ -61,7 +62,7 @@ def chat(tutor: Tutor, text: str, reply_id: str, max_tokens: int = 8) -> list[Ev
     events: list[Event] = []
     tutor.subscribe(events.append)
     try:
-        tutor.handle({"cmd": "chat", "id": reply_id, "text": text, "max_tokens": max_tokens, "seed": 0})
+        tutor.handle(Chat(id=reply_id, text=text, max_tokens=max_tokens, seed=0))
     finally:
         tutor.subscribers.remove(events.append)
     return events
@@ -106,7 +107,7 @@ def test_a_correction_with_bad_text_is_learned_safely(tutor: Tutor) -> None:
     tutor.subscribe(events.append)
     try:
         for name, text in BAD_INPUTS.items():
-            tutor.handle({"cmd": "correct", "id": f"bad-{name}", "text": text})
+            tutor.handle(Correct(id=f"bad-{name}", text=text))
     finally:
         tutor.subscribers.remove(events.append)
     assert not [e for e in events if isinstance(e, ErrorEvent)]

@@ -10,6 +10,7 @@ import torch
 from brain import build_brain, preset_config
 from brain.babyllm import window_reach
 from brain.generate import Sampling, describe, generate, shape_logits
+from school.commands import Attend, Chat
 from school.emphasis import emphasis_bias, parse_marks
 from school.events import ChatEvent, InsightEvent
 from soul import checkpoint as ckpt
@@ -160,12 +161,10 @@ def test_chat_with_an_earlier_self_uses_its_weights(small_library: Path) -> None
     assert torch.equal(model(x)[0], reference(x)[0])
     assert not torch.equal(tutor.model(x)[0], reference(x)[0])  # ten more steps changed the live one
 
-    tutor.handle(
-        {"cmd": "chat", "id": "old", "text": "Hello", "max_tokens": 4, "weights": 100, "temperature": 0}
-    )
+    tutor.handle(Chat(id="old", text="Hello", max_tokens=4, weights=100, temperature=0))
     final = [e for e in events if isinstance(e, ChatEvent) and e.final][-1]
     assert final.weights == "milestone step 100"
-    tutor.handle({"cmd": "attend", "id": "old", "index": 1})
+    tutor.handle(Attend(id="old", index=1))
     insight = next(e for e in events if isinstance(e, InsightEvent))
     assert insight.index == 1 and len(insight.mean) == len(insight.context) == len(insight.emphasis)
     assert sum(insight.mean) == pytest.approx(1.0, abs=1e-4)

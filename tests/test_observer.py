@@ -6,6 +6,7 @@ import threading
 import time
 from pathlib import Path
 
+from school.commands import Chat, Pause
 from school.events import ChatEvent, Event, StateEvent, StepEvent
 from school.observer import LogTail, Observer
 from tests.test_tutor import make_tutor, wait_for
@@ -46,9 +47,9 @@ def test_observer_follows_training_and_answers_from_the_newest_checkpoint(small_
         wait_for(lambda: any(isinstance(e, StepEvent) and e.step == 20 for e in events))
         wait_for(lambda: observer.weights_step == 20)  # the newer checkpoint was loaded
 
-        observer.commands.put({"cmd": "chat", "id": "w1", "text": "Hello", "max_tokens": 3, "temperature": 0})
+        observer.send(Chat(id="w1", text="Hello", max_tokens=3, temperature=0))
         wait_for(lambda: any(isinstance(e, ChatEvent) and e.final and e.reply_id == "w1" for e in events))
-        observer.commands.put({"cmd": "pause"})
+        observer.send(Pause())
         wait_for(lambda: any("belongs to the trainer" in getattr(e, "message", "") for e in events))
     finally:
         alive.clear()

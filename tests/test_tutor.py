@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from school.commands import CancelChat, Chat, Correct, Pause, Resume, Save, Stop
 from school.events import ChatEvent, EvalEvent, Event, GuessEvent, SaveEvent, StateEvent, StepEvent
 from school.options import TrainOptions
 from school.tutor import Tutor
@@ -96,7 +97,7 @@ def test_bf16_autocast_learns_and_keeps_fp32_weights(tmp_path: Path, brain: str)
     assert all(p.dtype == torch.float32 for p in tutor.model.parameters())
     assert tutor.pixel.dtype == torch.float32  # fed to fp32 chat generation outside autocast
     events = collect(tutor)
-    tutor.handle({"cmd": "chat", "id": "r1", "text": "the cat", "max_tokens": 8, "temperature": 0})
+    tutor.handle(Chat(id="r1", text="the cat", max_tokens=8, temperature=0))
     final = [e for e in events if isinstance(e, ChatEvent) and e.final]
     assert final and len(final[0].tokens) >= 1
 
@@ -148,16 +149,16 @@ def test_commands_pause_resume_save_stop(small_library: Path) -> None:
     thread.start()
 
     wait_for(lambda: tutor.step >= 3)
-    tutor.send({"cmd": "pause"})
+    tutor.send(Pause())
     wait_for(lambda: tutor.state == "paused")
     frozen = tutor.step
     threading.Event().wait(0.3)
     assert tutor.step == frozen  # paused really stops steps
-    tutor.send({"cmd": "save"})
+    tutor.send(Save())
     wait_for(lambda: any(isinstance(e, SaveEvent) and e.reason == "manual" for e in events))
-    tutor.send({"cmd": "resume"})
+    tutor.send(Resume())
     wait_for(lambda: tutor.step > frozen + 2)
-    tutor.send({"cmd": "stop"})
+    tutor.send(Stop())
     thread.join(60)
     assert not thread.is_alive()
     states = [e.state for e in events if isinstance(e, StateEvent)]
@@ -169,13 +170,13 @@ def test_chat_streams_a_reply_and_a_correction_becomes_training_text(small_libra
     tutor = make_tutor(small_library)
     tutor.prepare()
     events = collect(tutor)
-    tutor.handle({"cmd": "chat", "id": "r1", "text": "To be, or not", "max_tokens": 12, "seed": 1})
+    tutor.handle(Chat(id="r1", text="To be, or not", max_tokens=12, seed=1))
     chat = [e for e in events if isinstance(e, ChatEvent)]
     assert chat[-1].final and chat[-1].reply_id == "r1"
     assert "".join(e.text for e in chat[:-1]).strip() == chat[-1].text.strip()
     assert len(chat[-1].tokens) >= 1 and all(0 < t["prob"] <= 1 for t in chat[-1].tokens)
 
-    tutor.handle({"cmd": "correct", "id": "r1", "text": "that is the question"})
+    tutor.handle(Correct(id="r1", text="that is the question"))
     history = list(read_jsonl(tutor.paths.chat))
     assert [h["role"] for h in history] == ["you", "baby", "correction"]
     ids = tutor.librarian.encode("that is the question")
@@ -186,8 +187,8 @@ def test_chat_cancel_stops_a_reply(small_library: Path) -> None:
     tutor = make_tutor(small_library)
     tutor.prepare()
     events = collect(tutor)
-    tutor.send({"cmd": "chat_cancel", "id": "r2"})  # already waiting when the reply starts
-    tutor.handle({"cmd": "chat", "id": "r2", "text": "hello", "max_tokens": 500, "temperature": 1.0})
+    tutor.send(CancelChat(id="r2"))  # already waiting when the reply starts
+    tutor.handle(Chat(id="r2", text="hello", max_tokens=500, temperature=1.0))
     final = [e for e in events if isinstance(e, ChatEvent) and e.final][-1]
     assert len(final.tokens) == 1
 
@@ -232,7 +233,7 @@ def test_one_baby_one_trainer(small_library: Path) -> None:
         with pytest.raises(SoulError, match=f"process {os.getpid()}"):
             second.run()
     finally:
-        first.send({"cmd": "stop"})
+        first.send(Stop())
         thread.join(60)
     third = make_tutor(small_library)  # the lock went with the first trainer
     third.options.steps = 1

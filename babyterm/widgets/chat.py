@@ -25,9 +25,10 @@ from babyterm.widgets.chat_settings import (
     milestone_step,
 )
 from babyterm.widgets.inspect_panel import InspectPanel
+from school.commands import CancelChat, Chat, Correct
 from school.events import ChatEvent, InsightEvent
 from school.options import MAX_PROMPT_CHARS
-from soul.jsonl import tail_jsonl
+from soul.chat_log import ChatLine, ChatLog
 from soul.milestones import list_milestones
 
 __all__ = ["ChatMessage", "ChatPane"]
@@ -83,13 +84,15 @@ class ChatPane(Vertical):
         log.anchor()
         self.show_settings()
         if self.history is not None:
-            self.add(*(self._from_record(r) for r in tail_jsonl(self.history, HISTORY)))
+            skipped: list[str] = []
+            lines = ChatLog(self.history).tail(HISTORY, warn=skipped.append)
+            self.add(*(self._from_line(line) for line in lines))
+            if skipped:
+                self.notify(f"{skipped[-1]} ({len(skipped)} in all)", severity="warning", markup=False)
 
-    def _from_record(self, record: dict) -> ChatMessage:
-        role, text = str(record.get("role", "?")), str(record.get("text", ""))
-        step = record.get("step") if isinstance(record.get("step"), int) else None
-        reply_id, weights = str(record.get("reply_id", "")), str(record.get("weights", ""))
-        message = ChatMessage(role, text, step=step, reply_id=reply_id, weights=weights)
+    def _from_line(self, line: ChatLine) -> ChatMessage:
+        role, reply_id = line.role, line.reply_id
+        message = ChatMessage(role, line.text, step=line.step, reply_id=reply_id, weights=line.weights)
         if role == "baby" and message.reply_id:
             self.last_reply = message.reply_id
         return message
@@ -182,8 +185,7 @@ class ChatPane(Vertical):
         self.add(ChatMessage("you", shown), reply)
         self.in_flight = self.last_reply = reply_id
         self.screen.refresh_bindings()
-        command = {"cmd": "chat", "id": reply_id, "text": text, **self.settings.command_fields()}
-        self.post_message(TrainerCommand(command))
+        self.post_message(TrainerCommand(Chat(id=reply_id, text=text, **self.settings.command_fields())))
         return reply_id
 
     def correct(self, text: str) -> None:
@@ -193,7 +195,7 @@ class ChatPane(Vertical):
         if self.last_reply is None:
             raise SettingError("there is no reply to correct yet")
         self.add(ChatMessage("correction", text))
-        self.post_message(TrainerCommand({"cmd": "correct", "id": self.last_reply, "text": text}))
+        self.post_message(TrainerCommand(Correct(id=self.last_reply, text=text)))
 
     def cancel(self) -> bool:
         """Stop the reply in flight, if any; True when there was one."""
@@ -202,7 +204,7 @@ class ChatPane(Vertical):
         reply_id, self.in_flight = self.in_flight, None
         self.replies[reply_id].finish(note="stopped")
         self.screen.refresh_bindings()
-        self.post_message(TrainerCommand({"cmd": "chat_cancel", "id": reply_id}))
+        self.post_message(TrainerCommand(CancelChat(id=reply_id)))
         return True
 
     def abandon(self, reply_id: str, why: str) -> None:

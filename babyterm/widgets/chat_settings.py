@@ -12,7 +12,10 @@ from typing import Any
 from textual.content import Content
 from textual.widgets import Static
 
+from school.commands import Chat
 from soul.milestones import list_milestones
+
+_ASKED = Chat(id="", text="")
 
 
 class SettingError(ValueError):
@@ -21,24 +24,24 @@ class SettingError(ValueError):
 
 @dataclass
 class ChatSettings:
-    """What every chat command carries. Defaults mirror brain.generate.Sampling and `babyterm chat`
-    (they are not imported from there: that module imports torch, and the app stays torch-free)."""
+    """What every chat command carries; the defaults are the Chat command's (school.commands, which
+    holds them equal to brain.generate.Sampling's without importing torch into the app)."""
 
-    temperature: float = 0.8
+    temperature: float = _ASKED.temperature
     """0 is greedy: the most likely token every time."""
-    top_k: int = 40
+    top_k: int = _ASKED.top_k or 0
     """0 turns it off."""
-    top_p: float | None = None
-    repetition_penalty: float = 1.0
-    max_tokens: int = 120
-    seed: int | None = None
-    emphasis: float = 2.0
+    top_p: float | None = _ASKED.top_p
+    repetition_penalty: float = _ASKED.repetition_penalty
+    max_tokens: int = _ASKED.max_tokens
+    seed: int | None = _ASKED.seed
+    emphasis: float = _ASKED.emphasis
     """Strength of words marked *like this* in a message (2 doubles their attention)."""
     weights: int | None = None
     """The milestone step that answers, or None for the live weights."""
 
     def command_fields(self) -> dict[str, Any]:
-        """The fields a chat command carries (see school/options.py)."""
+        """The fields of a Chat command (school.commands) besides its id and text."""
         fields = dataclasses.asdict(self)
         fields["weights"] = "live" if self.weights is None else self.weights
         return fields
@@ -56,7 +59,7 @@ class ChatSettings:
         parts.append(f"max {self.max_tokens}")
         if self.seed is not None:
             parts.append(f"seed {self.seed}")
-        if self.emphasis != 2.0:
+        if self.emphasis != _ASKED.emphasis:
             parts.append(f"emph ×{_num(self.emphasis)}")
         return " · ".join(parts)
 

@@ -16,6 +16,7 @@ from babyterm.messages import TrainerCommand
 from babyterm.widgets.attention_strip import AttentionStrip
 from babyterm.widgets.chat_message import ChatMessage
 from babyterm.widgets.token_inspector import TokenInspector
+from school.commands import Attend
 from school.events import InsightEvent
 
 ATTEND_DELAY = 0.15
@@ -124,7 +125,7 @@ class InspectPanel(Vertical, can_focus=True):
         selected = self.selected
         if selected is not None and selected not in self.insights:
             reply_id, index = selected
-            self.post_message(TrainerCommand({"cmd": "attend", "id": reply_id, "index": index}))
+            self.post_message(TrainerCommand(Attend(id=reply_id, index=index)))
 
     def take(self, event: InsightEvent) -> None:
         """An answer to `attend`: kept, and shown if the user is still on that token."""
