@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
-import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -16,55 +16,125 @@ USER_ERROR = 2
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse, but a user mistake is one line (and exit code 2), not a usage dump."""
+    """argparse, but a user mistake is one line (and exit code 2), not a usage dump; no abbreviations."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)  # --brain must never be taken for --brains
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(USER_ERROR, f"{self.prog}: {message} (see {self.prog} --help)\n")
 
 
-def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--baby", default="baby", help="which baby (default: baby)")
-    p.add_argument(
-        "--home", default=None, help="where babies live (default: $BABYTERM_HOME or the user data folder)"
-    )
+def _positive(cast: type) -> Any:
+    """An argparse type: a finite number above 0 (`--steps 0` or `--minutes -1` would stop at once)."""
+
+    def check(text: str) -> Any:
+        try:
+            value = cast(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not (math.isfinite(value) and value > 0):
+            raise argparse.ArgumentTypeError(f"must be more than 0, not {text}")
+        return value
+
+    return check
 
 
-def _training(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--library", default=None, help="a text file or folder to learn from (default: Python's docs)"
-    )
-    p.add_argument("--brain", choices=("transformer", "babyllm"), default=None, help="for a new baby")
-    p.add_argument("--preset", choices=("tiny", "small", "original"), default=None, help="for a new baby")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default: auto)")
-    p.add_argument(
-        "--precision",
-        choices=PRECISIONS,
-        default="auto",
-        help="bf16 autocast or fp32 (default auto: bf16 on CUDA and on CPUs with native bf16)",
-    )
-    p.add_argument(
-        "--threads", type=int, default=None, help="torch CPU threads (default: all cores, up to 8)"
-    )
-    p.add_argument("--seed", type=int, default=1337)
-    p.add_argument("--compile", action="store_true", help="torch.compile the training step (try it on CUDA)")
+# Options that may come before the subcommand or after it (`babyterm --baby notes train` and
+# `babyterm train --baby notes` mean the same). Every copy has a SUPPRESS default, so a copy left
+# out never overwrites one given elsewhere; the defaults are filled in once, by _settle.
+SHARED: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
+    "baby": (("--baby",), dict(help="which baby (default: baby)")),
+    "home": (("--home",), dict(help="where babies live (default: $BABYTERM_HOME or the user data folder)")),
+    "library": (
+        ("--library",),
+        dict(help="a text file or folder to learn from (default: Python's docs)"),
+    ),
+    "brain": (("--brain",), dict(choices=("transformer", "babyllm"), help="for a new baby")),
+    "preset": (("--preset",), dict(choices=("tiny", "small", "original"), help="for a new baby")),
+    "device": (("--device",), dict(help="auto, cpu, cuda or mps (default: auto)")),
+    "precision": (
+        ("--precision",),
+        dict(
+            choices=PRECISIONS,
+            help="bf16 autocast or fp32 (default auto: bf16 on CUDA and on CPUs with native bf16)",
+        ),
+    ),
+    "threads": (("--threads",), dict(type=int, help="torch CPU threads (default: all cores, up to 8)")),
+    "seed": (("--seed",), dict(type=int, help="random seed (default: 1337 to train, none to chat)")),
+    "compile": (
+        ("--compile",),
+        dict(action="store_true", help="torch.compile the training step (try it on CUDA)"),
+    ),
+}
+DEFAULTS: dict[str, Any] = {
+    "baby": "baby",
+    "home": None,
+    "library": None,
+    "brain": None,
+    "preset": None,
+    "device": "auto",
+    "precision": "auto",
+    "threads": None,
+    "seed": 1337,
+    "compile": False,
+}
+COMMON = ("baby", "home")
+TRAINING = (*COMMON, "library", "brain", "preset", "device", "precision", "threads", "seed", "compile")
+TAKES: dict[str | None, tuple[str, ...]] = {
+    None: TRAINING,  # the app
+    "train": TRAINING,
+    "chat": (*COMMON, "seed"),
+    "watch": COMMON,
+    "logs": COMMON,
+    "info": ("home",),
+    "export": COMMON,
+    "adopt": COMMON,
+}
+"""The shared options each command takes; one given before a command that does not take it is refused."""
+COMMAND_DEFAULTS: dict[str, dict[str, Any]] = {"chat": {"seed": None}, "adopt": {"baby": None}}
+TOP = "top_"  # the dest prefix of the copies given before the subcommand
+
+
+def _shared(p: argparse.ArgumentParser, names: tuple[str, ...], prefix: str = "") -> None:
+    for name in names:
+        flags, spec = SHARED[name]
+        p.add_argument(*flags, dest=prefix + name, default=argparse.SUPPRESS, **spec)
+
+
+def version() -> str:
+    """The installed distribution's version, else the package's own (a checkout run in place)."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as dist_version
+
+    try:
+        return dist_version("babyterm")
+    except PackageNotFoundError:
+        from babyterm import __version__
+
+        return __version__
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="babyterm", description="A baby language model that learns to write from your writing."
     )
-    _common(parser)
-    _training(parser)
+    parser.add_argument("--version", action="version", version=f"babyterm {version()}")
+    _shared(parser, TAKES[None], TOP)
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
 
     train = sub.add_parser("train", help="train headless, one line per logged step")
-    _common(train)
-    _training(train)
-    train.add_argument("--steps", type=int, default=None, help="stop after this many steps of this run")
-    train.add_argument("--minutes", type=float, default=None, help="stop after this many minutes of this run")
+    _shared(train, TAKES["train"])
+    train.add_argument(
+        "--steps", type=_positive(int), default=None, help="stop after this many steps of this run"
+    )
+    train.add_argument(
+        "--minutes", type=_positive(float), default=None, help="stop after this many minutes of this run"
+    )
 
     chat = sub.add_parser("chat", help="talk to the saved baby (interactive without a prompt)")
-    _common(chat)
+    _shared(chat, TAKES["chat"])
     chat.add_argument("prompt", nargs="?", default=None)
     chat.add_argument("--step", type=int, default=None, help="talk to the milestone of this step instead")
     chat.add_argument("--max-tokens", type=int, default=120)
@@ -73,33 +143,50 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--top-p", type=float, default=None)
     chat.add_argument("--repetition-penalty", type=float, default=1.0)
     chat.add_argument("--emphasis", type=float, default=2.0, help="strength for words marked *like this*")
-    chat.add_argument("--seed", type=int, default=None)
 
     watch = sub.add_parser("watch", help="the app, following a baby that trains elsewhere (no training here)")
-    _common(watch)
+    _shared(watch, TAKES["watch"])
 
     logs = sub.add_parser("logs", help="list runs, or print a run's events")
-    _common(logs)
+    _shared(logs, TAKES["logs"])
     logs.add_argument("--run", default=None, help="a run id, or 'latest'")
     logs.add_argument(
         "--kind", default=None, help="only events of this kind (step, eval, guess, scribe, ...)"
     )
     logs.add_argument("--text", default=None, help="only events containing this text")
 
-    sub.add_parser("info", help="where the soul lives and who lives there").add_argument(
-        "--home", default=None
-    )
+    _shared(sub.add_parser("info", help="where the soul lives and who lives there"), TAKES["info"])
 
     export = sub.add_parser("export", help="write the baby for Hugging Face, llama2.c or as safetensors")
-    _common(export)
+    _shared(export, TAKES["export"])
     export.add_argument("--format", required=True, choices=("hf", "llama2c", "safetensors"))
     export.add_argument("--out", default=None, help="an absent or empty folder (default: ./BABY-FORMAT)")
 
     adopt = sub.add_parser("adopt", help="adopt a llama2.c model.bin or an exported folder as a new baby")
     adopt.add_argument("path", help="model.bin (tokenizer.bin beside it), or a folder")
-    adopt.add_argument("--baby", default=None, help="the new baby's name (default: from the path)")
-    adopt.add_argument("--home", default=None)
+    _shared(adopt, TAKES["adopt"])  # --baby: the new baby's name (default: from the path)
     return parser
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Parse, then settle the shared options: given after the command, before it, or the default."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    command = args.command
+    for name in SHARED:
+        top = vars(args).pop(TOP + name, argparse.SUPPRESS)
+        if top is argparse.SUPPRESS:
+            continue
+        if name not in TAKES[command]:
+            flag = SHARED[name][0][0]
+            parser.error(f"{flag} does not apply to `babyterm {command}`")
+        if not hasattr(args, name):  # given after the command too: the later one wins
+            setattr(args, name, top)
+    defaults = {**DEFAULTS, **COMMAND_DEFAULTS.get(command or "", {})}
+    for name in TAKES[command]:
+        if not hasattr(args, name):
+            setattr(args, name, defaults[name])
+    return args
 
 
 def _options(args: argparse.Namespace) -> TrainOptions:
@@ -110,12 +197,12 @@ def _options(args: argparse.Namespace) -> TrainOptions:
         baby=args.baby,
         home=args.home,
         library=library,
-        brain=args.brain,
-        preset=args.preset,
-        device=args.device,
-        precision=args.precision,
-        threads=args.threads,
-        seed=args.seed,
+        brain=getattr(args, "brain", None),
+        preset=getattr(args, "preset", None),
+        device=getattr(args, "device", "auto"),
+        precision=getattr(args, "precision", "auto"),
+        threads=getattr(args, "threads", None),
+        seed=getattr(args, "seed", DEFAULTS["seed"]),
         compile=getattr(args, "compile", False),
         steps=getattr(args, "steps", None),
         minutes=getattr(args, "minutes", None),
@@ -123,7 +210,7 @@ def _options(args: argparse.Namespace) -> TrainOptions:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)
     from school.librarian import LibraryError
 
     try:
@@ -169,25 +256,14 @@ def cmd_app(args: argparse.Namespace, watch: bool = False) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from babyterm.printer import Printer
+    from babyterm.stopping import stop_on_signals
     from school.commands import Stop
     from school.tutor import Tutor
 
     tutor = Tutor(_options(args))
     tutor.subscribe(Printer(sys.stdout).show)
-    interrupted = {"count": 0}
-
-    def on_sigint(signum: int, frame: Any) -> None:
-        interrupted["count"] += 1
-        if interrupted["count"] > 1:
-            raise KeyboardInterrupt  # a second Ctrl+C does not wait for the save
-        print("\nsaving… (Ctrl+C again to quit without saving)", file=sys.stderr)
-        tutor.send(Stop())
-
-    previous = signal.signal(signal.SIGINT, on_sigint)
-    try:
+    with stop_on_signals(lambda: tutor.send(Stop())):
         tutor.run()
-    finally:
-        signal.signal(signal.SIGINT, previous)
     return 0
 
 

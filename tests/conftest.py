@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA = Path(__file__).resolve().parent / "data"
+"""The suite's own data (see data/README.md): nothing is read from beside the project."""
 
 
 @pytest.fixture(autouse=True)
@@ -19,10 +20,8 @@ def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture(scope="session")
 def shakespeare_text() -> str:
-    path = SHARED_DATA / "tinyshakespeare.txt"
-    if not path.exists():
-        pytest.skip(f"{path} not found (tests read ../shared/data beside the project)")
-    return path.read_text(encoding="utf-8")
+    """The first ~200 KB of tinyshakespeare (public domain), vendored under tests/data."""
+    return (DATA / "tinyshakespeare-start.txt").read_text(encoding="utf-8")
 
 
 @pytest.fixture

@@ -98,7 +98,7 @@ def test_adopted_baby_chats_and_keeps_learning(world, tmp_path: Path, capsys) ->
 def test_tokenizer_bin_becomes_an_equivalent_bpe(world, shakespeare_text: str) -> None:
     pieces, scores, _ = read_tokenizer_bin(world["tied-llama2c"] / "tokenizer.bin", 300)
     rng = random.Random(1)
-    texts = [*shakespeare_text[400_000:406_000].splitlines(), "", " ", "héllo ☃", "a  b", "<s>x", "<0x41>"]
+    texts = [*shakespeare_text[180_000:186_000].splitlines(), "", " ", "héllo ☃", "a  b", "<s>x", "<0x41>"]
     texts += ["".join(rng.choice("ab e\nthé'") for _ in range(rng.randint(1, 30))) for _ in range(200)]
     tok = tokenizer_from_bin(pieces, scores)
     assert [t for t in texts if [1, *encode(tok, t)] != runc_encode(t, pieces, scores)] == []

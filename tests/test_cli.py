@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import importlib.metadata
+import os
+import shutil
+import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
 
-from babyterm.cli import main
+import babyterm
+from babyterm.cli import _options, main, parse_args, version
+from school.options import TrainOptions
+from school.tutor import Tutor
+from soul import checkpoint as ckpt
+from soul.paths import baby_paths
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -102,3 +114,140 @@ def test_python_dash_m_works() -> None:
         [sys.executable, "-m", "babyterm", "--help"], capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 0 and "train" in done.stdout
+
+
+# -- options mean what they say ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--baby", "notes", "train"],
+        ["train", "--baby", "notes"],
+        ["--baby", "other", "train", "--baby", "notes"],  # the later one wins
+        ["--baby", "notes"],  # the app
+    ],
+)
+def test_a_shared_option_counts_before_or_after_the_command(argv: list[str], tmp_path: Path) -> None:
+    options = _options(parse_args([*argv, "--library", str(tmp_path)]))
+    assert options.baby == "notes" and options.library == str(tmp_path.resolve())
+    assert (options.device, options.seed, options.precision) == ("auto", 1337, "auto")  # the defaults
+
+
+def test_each_command_keeps_its_own_defaults() -> None:
+    assert parse_args(["chat"]).seed is None  # sampling: fresh randomness unless asked
+    assert parse_args(["--seed", "5", "chat"]).seed == 5
+    assert parse_args(["train"]).seed == 1337
+    assert parse_args(["adopt", "x.bin"]).baby is None  # named from the path
+    assert parse_args(["--home", "/h", "info"]).home == "/h"
+
+
+def test_an_option_before_the_command_reaches_the_command(capsys) -> None:
+    code, _, err = run(capsys, "--baby", "ghost", "chat", "hello")
+    assert_user_error(code, err, "ghost")
+
+
+@pytest.mark.parametrize(
+    "argv,words",
+    [
+        (["--library", "x", "chat", "hi"], ["--library", "chat"]),
+        (["--threads", "2", "info"], ["--threads", "info"]),
+        (["--baby", "b", "info"], ["--baby", "info"]),
+        (["--compile", "logs"], ["--compile", "logs"]),
+        (["--steps", "5", "train"], ["5"]),  # --steps belongs to train: after it
+    ],
+)
+def test_an_option_the_command_does_not_take_is_refused(capsys, argv: list[str], words: list[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert_user_error(exit_info.value.code, capsys.readouterr().err, *words)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--bab=x", "train"],
+        ["train", "--brai", "babyllm"],
+        ["chat", "--temp", "0"],
+        ["train", "--step", "1"],
+    ],
+)
+def test_abbreviations_are_refused(capsys, argv: list[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert_user_error(exit_info.value.code, capsys.readouterr().err, "unrecognized")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["--steps", "0"], ["--steps", "-1"], ["--minutes", "0"], ["--minutes", "-2.5"], ["--minutes", "nan"]],
+)
+def test_budgets_must_be_above_zero(capsys, isolated_home: Path, argv: list[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", *argv])
+    assert_user_error(exit_info.value.code, capsys.readouterr().err, argv[0], "more than 0")
+    assert not isolated_home.exists()  # refused before anything was made
+
+
+def test_version(capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"babyterm {version()}"
+    try:
+        assert version() == importlib.metadata.version("babyterm")
+    except importlib.metadata.PackageNotFoundError:  # run from a checkout that is not installed
+        assert version() == babyterm.__version__
+
+
+# -- signals: SIGTERM and SIGHUP save and exit 0, as the first Ctrl+C does ------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_home(tmp_path_factory: pytest.TempPathFactory, shakespeare_text: str) -> Path:
+    """A home with a baby so small that `babyterm train` logs its first step in well under a second."""
+    root = tmp_path_factory.mktemp("tiny")
+    library = root / "library.txt"
+    library.write_text(shakespeare_text[:60_000], encoding="utf-8")
+    options = TrainOptions(
+        baby="tiny", home=str(root / "home"), library=str(library), vocab_size=300, threads=1
+    )
+    Tutor(options, brain_overrides=dict(dim=32, n_layers=2, n_heads=4, max_seq_len=32)).prepare()
+    return root / "home"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signame", [s for s in ("SIGTERM", "SIGHUP") if hasattr(signal, s)])
+def test_a_stop_signal_saves_and_exits_zero(signame: str, tiny_home: Path, isolated_home: Path) -> None:
+    shutil.copytree(tiny_home, isolated_home)
+    paths = baby_paths("tiny", str(isolated_home))
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "PYTHONUNBUFFERED": "1",
+        "BABYTERM_HOME": str(isolated_home),
+    }
+    argv = ["--baby", "tiny", "train", "--device", "cpu", "--threads", "1", "--minutes", "5"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "babyterm", *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    watchdog = threading.Timer(120, proc.kill)  # a hang fails the test instead of blocking the suite
+    watchdog.start()
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if line.lstrip().startswith("step"):
+                break
+        proc.send_signal(getattr(signal, signame))
+        out, err = proc.communicate()
+    finally:
+        watchdog.cancel()
+    assert proc.returncode == 0, err
+    assert "saving…" in err and signame in err and "Traceback" not in err
+    saved = ckpt.list_checkpoints(paths.checkpoints)
+    assert saved and saved[-1][0] >= 10  # the first step line comes at step 10
+    assert f"saved step {saved[-1][0]} (stop" in out

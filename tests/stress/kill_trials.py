@@ -1,6 +1,6 @@
 """Kill -9 a training baby at random moments, relaunch it, and check that nothing was lost.
 
-    python tests/stress/kill_trials.py --library ../shared/data/tinyshakespeare.txt --trials 200
+    python tests/stress/kill_trials.py --library tests/data/tinyshakespeare-start.txt --trials 200
 
 Prints one JSON line: trials, clean resumes, corrupted souls, and the worst loss of work. The
 normal test suite runs 20 trials (tests/test_faults_training.py); this script runs as many as
