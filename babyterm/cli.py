@@ -33,6 +33,7 @@ def _training(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--library", default=None, help="a text file or folder to learn from (default: Python's docs)"
     )
+    p.add_argument("--val-text", default=None, help="a file or folder to score on instead of a held-out part")
     p.add_argument("--brain", choices=("transformer", "babyllm"), default=None, help="for a new baby")
     p.add_argument("--preset", choices=("tiny", "small", "original"), default=None, help="for a new baby")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default: auto)")
@@ -110,6 +111,7 @@ def _options(args: argparse.Namespace) -> TrainOptions:
         baby=args.baby,
         home=args.home,
         library=library,
+        val_text=getattr(args, "val_text", None),
         brain=args.brain,
         preset=args.preset,
         device=args.device,
