@@ -51,6 +51,10 @@ SHARED: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
         ("--library",),
         dict(help="a text file or folder to learn from (default: Python's docs)"),
     ),
+    "val_text": (
+        ("--val-text",),
+        dict(help="a file or folder to score on instead of the library's held-out tail"),
+    ),
     "brain": (("--brain",), dict(choices=("transformer", "babyllm"), help="for a new baby")),
     "preset": (("--preset",), dict(choices=("tiny", "small", "original"), help="for a new baby")),
     "device": (("--device",), dict(help="auto, cpu, cuda or mps (default: auto)")),
@@ -72,6 +76,7 @@ DEFAULTS: dict[str, Any] = {
     "baby": "baby",
     "home": None,
     "library": None,
+    "val_text": None,
     "brain": None,
     "preset": None,
     "device": "auto",
@@ -81,7 +86,18 @@ DEFAULTS: dict[str, Any] = {
     "compile": False,
 }
 COMMON = ("baby", "home")
-TRAINING = (*COMMON, "library", "brain", "preset", "device", "precision", "threads", "seed", "compile")
+TRAINING = (
+    *COMMON,
+    "library",
+    "val_text",
+    "brain",
+    "preset",
+    "device",
+    "precision",
+    "threads",
+    "seed",
+    "compile",
+)
 TAKES: dict[str | None, tuple[str, ...]] = {
     None: TRAINING,  # the app
     "train": TRAINING,
@@ -189,6 +205,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def _path_or_none(path: str | None) -> str | None:
+    return None if path is None else str(Path(path).expanduser().resolve())
+
+
 def _options(args: argparse.Namespace) -> TrainOptions:
     library = getattr(args, "library", None)
     if library is not None:
@@ -197,6 +217,7 @@ def _options(args: argparse.Namespace) -> TrainOptions:
         baby=args.baby,
         home=args.home,
         library=library,
+        val_text=_path_or_none(getattr(args, "val_text", None)),
         brain=getattr(args, "brain", None),
         preset=getattr(args, "preset", None),
         device=getattr(args, "device", "auto"),

@@ -22,6 +22,8 @@ from soul.record import BabyRecord
 
 DEFAULT_BRAIN = "transformer"  # reaches the lower validation bits per byte in 5 CPU minutes (README)
 DEFAULT_VOCAB = 4200
+CONVENTIONS = {"split": "tail", "pieces": "words-v2", "bos": "document-start"}
+"""What a baby born now records (soul/record.py): held-out tails, pieces within words, <s> first."""
 
 
 def resolve_device(name: str) -> torch.device:
@@ -134,6 +136,8 @@ def open_classroom(
             progress=progress,
             log=warn,
             block_size=int(record.brain["max_seq_len"]),
+            split=record.split,
+            val_text=options.val_text,
         )
         if librarian.vocab_size != record.vocab_size:
             raise SoulError(
@@ -169,10 +173,20 @@ def _give_birth(paths, options, brain_overrides, device, progress, warn) -> tupl
         vocab = options.vocab_size or DEFAULT_VOCAB
         block = preset_config(brain, preset, vocab, **brain_overrides).max_seq_len
         librarian = Librarian.prepare(
-            paths, options.library, vocab, progress=progress, log=warn, block_size=block
+            paths,
+            options.library,
+            vocab,
+            progress=progress,
+            log=warn,
+            block_size=block,
+            split=CONVENTIONS["split"],
+            val_text=options.val_text,
         )
         config = preset_config(brain, preset, librarian.vocab_size, **brain_overrides)
-        record = BabyRecord(config.to_dict(), preset, SYLLABI[preset].to_dict(), options.library)
+        syllabus = SYLLABI[preset].to_dict()
+        record = BabyRecord(
+            config.to_dict(), preset, syllabus, options.library, conventions=dict(CONVENTIONS)
+        )
         record.save(paths)  # written last: a baby exists once its config.json does
     except BaseException:
         if fresh:  # a birth that failed leaves nothing behind (the lock goes with its holder)

@@ -2,9 +2,15 @@
 
 The corpus is a stream of documents, each `<s> text </s>`: BOS first because llama2.c starts every
 prompt with it (and stops generating at the next one), EOS last because the chat ends a reply on it.
-The stream is cut into chunks and every `1/val_fraction`-th chunk goes to validation, so validation
-reads like training. Tokens live on disk as numpy memmaps under `paths.corpus`, rebuilt only when
-the library's content, the tokenizer or the split changes.
+
+Validation is text the baby never learns from (the "tail" split, nanoGPT's): a folder of at least
+`MIN_HELD_DOCS` documents holds out whole documents, about `val_fraction` of its text, picked by a
+hash of their names (adding a document moves few others); a smaller library holds out the last
+`val_fraction` of every document's tokens. With a separate validation text (`val_text`) the whole
+library is learned from. Babies born before this split keep theirs ("interleave": every
+`1/val_fraction`-th chunk of the stream, between training chunks of the same text). Tokens live on
+disk as numpy memmaps under `paths.corpus`, rebuilt only when the library's content, the tokenizer,
+the validation text or the split changes.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -42,6 +49,8 @@ CHUNK = 1024  # tokens per split chunk, less on corpora too small for two valida
 PIECE_CHARS = 1 << 14
 BATCH_CHARS = 1 << 19
 DEAL_TOKENS = 1 << 20  # tokens read at a time when dealing the stream out to train and val
+SPLITS = ("interleave", "tail")  # interleave: main 92febe8's split, kept for the babies born with it
+MIN_HELD_DOCS = 10  # fewer documents than this: hold out the tail of each instead of whole ones
 TRAIN_CHARS = 32 << 20  # the tokenizer learns from at most this much text, sampled across documents
 
 
@@ -58,6 +67,8 @@ class Manifest:
     val_tokens: int
     text_bytes: int
     version: int = CACHE_VERSION
+    split: str = "interleave"  # absent from caches written before the tail split
+    val_source: str = ""  # fingerprint of the separate validation text, "" for none
 
     @classmethod
     def read(cls, path: Path) -> Manifest | None:
@@ -69,6 +80,11 @@ class Manifest:
     def check_size(self, block_size: int) -> None:
         """Validation must hold two windows of a block, training one, or the library is too small."""
         need = 2 * (block_size + 1)
+        if self.val_source and self.val_tokens < need:
+            raise LibraryError(
+                f"the validation text is too small: {self.val_tokens:,} tokens, "
+                f"and a block of {block_size} needs at least {need:,}"
+            )
         if self.val_tokens < need or self.train_tokens < block_size + 1:
             total = self.train_tokens + self.val_tokens
             want = need * self.val_every
@@ -79,11 +95,14 @@ class Manifest:
             )
 
 
-def _encode_stream(lib: Library, tok: Tokenizer, dtype: np.dtype, out: Path, progress: Progress) -> int:
-    """Write every document as `<s> ids </s>` to `out`; returns the number of tokens."""
+def _encode_stream(
+    lib: Library, tok: Tokenizer, dtype: np.dtype, out: Path, progress: Progress
+) -> tuple[int, list[int]]:
+    """Write every document as `<s> ids </s>` to `out`; returns the tokens in all and per document."""
     body = T.continuation_tokenizer(tok)
     texts: list[str] = []
     ends: list[tuple[bool, bool]] = []  # (first piece of a document, last piece)
+    lengths: list[int] = []
     done = total = pending = 0
 
     def flush(f: Any) -> None:
@@ -92,6 +111,9 @@ def _encode_stream(lib: Library, tok: Tokenizer, dtype: np.dtype, out: Path, pro
             ids = np.asarray([T.BOS_ID] * first + enc.ids + [T.EOS_ID] * last, dtype)
             f.write(ids.tobytes())
             total += len(ids)
+            if first:
+                lengths.append(0)
+            lengths[-1] += len(ids)
         progress("encoding", min(0.99, done / max(1, lib.n_chars)), f"{total:,} tokens")  # 1.0: split done
         texts.clear()
         ends.clear()
@@ -108,7 +130,7 @@ def _encode_stream(lib: Library, tok: Tokenizer, dtype: np.dtype, out: Path, pro
                 flush(f)
         if texts:
             flush(f)
-    return total
+    return total, lengths
 
 
 def _deal(stream: Path, dtype: np.dtype, chunk: int, val_every: int, want_val: bool, out: Path) -> None:
@@ -124,6 +146,63 @@ def _deal(stream: Path, dtype: np.dtype, chunk: int, val_every: int, want_val: b
             n = math.ceil(len(block) / chunk)
             keep = np.flatnonzero((np.arange(n) % val_every == val_every - 1) == want_val)
             f.write(b"".join(block[i * chunk : (i + 1) * chunk].tobytes() for i in keep))
+
+
+def held_out_documents(sizes: list[tuple[str, int]], fraction: float) -> set[int] | None:
+    """Indices of the whole documents to hold out, about `fraction` of the characters; None: too few.
+
+    Documents are taken in the order of a hash of their names, skipping any that would overshoot
+    1.5x the share; if that cannot reach half the share, the caller holds out tails instead.
+    """
+    total = sum(n for _, n in sizes)
+    if len(sizes) < MIN_HELD_DOCS or total == 0:
+        return None
+    want = fraction * total
+    order = sorted(range(len(sizes)), key=lambda i: hashlib.sha256(sizes[i][0].encode("utf-8")).digest())
+    held: set[int] = set()
+    chars = 0
+    for i in order:
+        if chars >= want:
+            break
+        if chars + sizes[i][1] <= 1.5 * want:
+            held.add(i)
+            chars += sizes[i][1]
+    return held if chars >= 0.5 * want else None
+
+
+def _copy_range(src: Any, dtype: np.dtype, start: int, stop: int, dst: Any) -> None:
+    """Copy tokens [start, stop) of the stream `src` to `dst`, `DEAL_TOKENS` at a time."""
+    src.seek(start * dtype.itemsize)
+    while start < stop:
+        n = min(DEAL_TOKENS, stop - start)
+        dst.write(np.fromfile(src, dtype, count=n).tobytes())
+        start += n
+
+
+def tail_cuts(lengths: list[int], held: set[int] | None, fraction: float) -> list[tuple[int, int, int]]:
+    """(start, cut, end) in the stream for every document: [start, cut) is learned, [cut, end) held out.
+
+    A held document is all held out; with `held` None, each document's last `fraction` of tokens
+    (at least one, its `</s>`) is.
+    """
+    out, start = [], 0
+    for i, n in enumerate(lengths):
+        if held is not None:
+            cut = start if i in held else start + n
+        else:
+            cut = start + n - max(1, math.floor(n * fraction))
+        out.append((start, cut, start + n))
+        start += n
+    return out
+
+
+def _deal_tail(
+    stream: Path, dtype: np.dtype, cuts: list[tuple[int, int, int]], want_val: bool, out: Path
+) -> None:
+    """Copy one side (learned or held-out) of every document out of the token stream."""
+    with open(stream, "rb") as src, open(out, "wb") as f:
+        for start, cut, end in cuts:
+            _copy_range(src, dtype, cut, end, f) if want_val else _copy_range(src, dtype, start, cut, f)
 
 
 def _windows(data: np.ndarray, starts: np.ndarray, n: int) -> np.ndarray:
@@ -156,15 +235,21 @@ class Librarian:
         log: Log | None = None,
         val_fraction: float = 0.1,
         block_size: int = 256,
+        split: str = "tail",
+        val_text: str | Path | None = None,
     ) -> Librarian:
         """Open the baby's library (None: Python's docs): load or train its tokenizer, encode (cached).
 
         A baby keeps its tokenizer for life: an existing `paths.tokenizer` wins over `vocab_size`. A
         new one is saved only after its corpus passed the size check (validation must hold two
         windows of `block_size`), so a library too small to learn from leaves no tokenizer behind.
+        `split` is one of SPLITS (the baby's record says which); `val_text`, a file or folder, is
+        scored instead of a held-out part, and the whole library is learned from.
         """
         if not 0 < val_fraction <= 0.5:
             raise ValueError(f"val_fraction must be in (0, 0.5], got {val_fraction}")
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
         if vocab_size < T.MIN_VOCAB and not paths.tokenizer.exists():
             raise LibraryError(f"a vocabulary of {vocab_size} is too small: use at least {T.MIN_VOCAB}")
         progress = progress or (lambda task, done, detail: None)
@@ -172,6 +257,9 @@ class Librarian:
         progress("reading", 0.0, str(library or "Python's built-in docs"))
         lib = Library.open(library, log)
         progress("reading", 1.0, f"{lib.n_documents:,} documents, {lib.n_bytes / 1e6:.1f} MB")
+        if val_text is not None and not Path(val_text).expanduser().exists():
+            raise LibraryError(f"validation text not found: {val_text}")
+        val_lib = None if val_text is None else Library.open(val_text, log)
         fresh = not paths.tokenizer.exists()
         if fresh:
             progress("tokenizer", 0.0, f"learning {vocab_size:,} tokens")
@@ -183,9 +271,11 @@ class Librarian:
             tok_text = paths.tokenizer.read_text(encoding="utf-8")
         tok_hash = hashlib.sha256(tok_text.encode("utf-8")).hexdigest()
         val_every = max(2, round(1 / val_fraction))
+        want = Manifest(lib.fingerprint, tok_hash, "", 0, val_every, 0, 0, 0, split=split)
+        want.val_source = "" if val_lib is None else val_lib.fingerprint
         manifest = Manifest.read(paths.corpus / "manifest.json")
-        if manifest is None or not _cache_matches(paths, manifest, lib.fingerprint, tok_hash, val_every):
-            manifest = _encode(paths, lib, tok, tok_hash, val_every, progress)
+        if manifest is None or not _cache_matches(paths, manifest, want):
+            manifest = _encode(paths, lib, tok, want, val_lib, progress)
             write_json_atomic(paths.corpus / "manifest.json", dataclasses.asdict(manifest))
         manifest.check_size(block_size)
         if fresh:
@@ -257,11 +347,22 @@ class Librarian:
     def val_batches(
         self, batch_size: int, block_size: int, n_batches: int
     ) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """The same evenly spaced validation windows on every call (shortened if val is shorter)."""
-        n = min(block_size + 1, len(self.val))
-        starts = np.linspace(0, len(self.val) - n, batch_size * n_batches).round().astype(np.int64)
-        rows = torch.from_numpy(_windows(self.val, starts, n))
+        """Non-overlapping validation windows of `block_size` (shorter if val is), the same every call.
+
+        Window i's targets are held-out tokens i*T+1 .. (i+1)*T, so each is scored once, with the
+        context a window gives; the remainder shorter than a window is not scored. More windows than
+        `batch_size * n_batches`: that many, evenly spaced among them.
+        """
+        width = min(block_size, len(self.val) - 1)
+        count = (len(self.val) - 1) // width
+        keep = np.linspace(0, count - 1, min(count, batch_size * n_batches)).round().astype(np.int64)
+        rows = torch.from_numpy(_windows(self.val, np.unique(keep) * width, width + 1))
         return [(r[:, :-1], r[:, 1:]) for r in rows.split(batch_size)]
+
+    @staticmethod
+    def scored_bytes(token_bytes: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The module's `scored_bytes`: what the tutor divides validation nats by."""
+        return scored_bytes(token_bytes, x, y)
 
     def sample_snippet(
         self, length: int, generator: torch.Generator, truth_length: int = 16
@@ -278,8 +379,18 @@ class Librarian:
         return ids[:length], ids[length:]
 
 
-def _cache_matches(paths: BabyPaths, m: Manifest, fingerprint: str, tok_hash: str, val_every: int) -> bool:
-    if (m.version, m.library, m.tokenizer, m.val_every) != (CACHE_VERSION, fingerprint, tok_hash, val_every):
+def scored_bytes(token_bytes: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """UTF-8 bytes of the text that targets `y` stand for (a 0-d tensor, on their device).
+
+    The first token of a document (after `<s>` in `x`) carries the dummy-prefix ▁, which is not in
+    the text: one byte less for each.
+    """
+    return token_bytes[y].sum() - (x == T.BOS_ID).sum()
+
+
+def _cache_matches(paths: BabyPaths, m: Manifest, want: Manifest) -> bool:
+    key = ("version", "library", "tokenizer", "val_every", "split", "val_source")
+    if any(getattr(m, k) != getattr(want, k) for k in key):
         return False
     try:
         size = np.dtype(m.dtype).itemsize
@@ -290,36 +401,50 @@ def _cache_matches(paths: BabyPaths, m: Manifest, fingerprint: str, tok_hash: st
 
 
 def _encode(
-    paths: BabyPaths, lib: Library, tok: Tokenizer, tok_hash: str, val_every: int, progress: Progress
+    paths: BabyPaths,
+    lib: Library,
+    tok: Tokenizer,
+    want: Manifest,
+    val_lib: Library | None,
+    progress: Progress,
 ) -> Manifest:
-    """Encode the library to a temp stream, then deal its chunks out to train.bin and val.bin."""
+    """Encode the library to a temp stream, then deal it out to train.bin and val.bin as `want` says."""
     dtype = np.dtype(np.uint16 if tok.get_vocab_size() <= 1 << 16 else np.uint32)
     paths.corpus.mkdir(parents=True, exist_ok=True)
     (paths.corpus / "manifest.json").unlink(missing_ok=True)  # the old cache stops being valid now
     stream = paths.corpus / "stream.tmp"
+    train, val = paths.corpus / "train.bin", paths.corpus / "val.bin"
     t0 = time.perf_counter()
     try:
-        total = _encode_stream(lib, tok, dtype, stream, progress)
-        chunk = min(CHUNK, max(1, total // (2 * val_every)))
-        n_chunks = math.ceil(total / chunk)
-        is_val = np.arange(n_chunks) % val_every == val_every - 1
-        lengths = np.minimum(chunk, total - np.arange(n_chunks) * chunk)
-        val_tokens = int(lengths[is_val].sum())
-        m = Manifest(
-            lib.fingerprint,
-            tok_hash,
-            dtype.name,
-            chunk,
-            val_every,
-            total - val_tokens,
-            val_tokens,
-            lib.n_bytes,
-        )
-        if m.val_tokens and m.train_tokens:
-            for name, want in (("train.bin", False), ("val.bin", True)):
-                write_atomic(
-                    paths.corpus / name, lambda tmp, w=want: _deal(stream, dtype, chunk, val_every, w, tmp)
-                )
+        total, lengths = _encode_stream(lib, tok, dtype, stream, progress)
+        # the stream's read is the one that counts: the library's fingerprint follows it
+        m = dataclasses.replace(want, library=lib.fingerprint, dtype=dtype.name, text_bytes=lib.n_bytes)
+        if val_lib is not None:
+            counted: list[int] = []
+            write_atomic(
+                val, lambda tmp: counted.append(_encode_stream(val_lib, tok, dtype, tmp, progress)[0])
+            )
+            m.train_tokens, m.val_tokens = total, counted[0]
+            write_atomic(train, lambda tmp: shutil.copyfile(stream, tmp))
+        elif want.split == "tail":
+            cuts = tail_cuts(lengths, held_out_documents(lib.sizes(), 1 / want.val_every), 1 / want.val_every)
+            m.val_tokens = sum(end - cut for _, cut, end in cuts)
+            m.train_tokens = total - m.val_tokens
+            m.chunk = 0
+            if m.val_tokens and m.train_tokens:
+                for path, side in ((train, False), (val, True)):
+                    write_atomic(path, lambda tmp, s=side: _deal_tail(stream, dtype, cuts, s, tmp))
+        else:
+            val_every = want.val_every
+            chunk = min(CHUNK, max(1, total // (2 * val_every)))
+            n_chunks = math.ceil(total / chunk)
+            is_val = np.arange(n_chunks) % val_every == val_every - 1
+            lengths_ = np.minimum(chunk, total - np.arange(n_chunks) * chunk)
+            m.chunk, m.val_tokens = chunk, int(lengths_[is_val].sum())
+            m.train_tokens = total - m.val_tokens
+            if m.val_tokens and m.train_tokens:
+                for path, side in ((train, False), (val, True)):
+                    write_atomic(path, lambda tmp, s=side: _deal(stream, dtype, chunk, val_every, s, tmp))
     finally:
         stream.unlink(missing_ok=True)
     progress("encoding", 1.0, f"{total:,} tokens in {time.perf_counter() - t0:.1f}s")

@@ -302,8 +302,9 @@ class Library:
             if held is not None:
                 yield held, first, True
             new = _Entry.of(entry.name, reader)
-            if reader.error and held is None:
-                self._log(f"skipped {entry.name}: {reader.error} (it changed since the library was read)")
+            if held is None:  # kept entries are exactly the documents streamed (see `sizes`)
+                why = reader.error or "no text"
+                self._log(f"skipped {entry.name}: {why} (it changed since the library was read)")
                 continue
             if reader.error:
                 kept_bytes = f"kept its first {new.n_bytes:,} bytes"
@@ -312,6 +313,10 @@ class Library:
                 self._log(f"{entry.name} changed while being read: learning it as it is now")
             kept.append(new)
         self._entries = kept
+
+    def sizes(self) -> list[tuple[str, int]]:
+        """(name, characters) of every document, in order; after `stream`, of those it streamed."""
+        return [(e.name, e.n_chars) for e in self._entries]
 
     def documents(self) -> Iterator[Document]:
         """Every document whole, in a fixed order (for small libraries and tests; see `stream`)."""

@@ -30,6 +30,8 @@ class TrainOptions:
     """torch.compile the training step: no gain was measured on CPU; worth trying on CUDA."""
     vocab_size: int | None = None
     """Tokenizer size for a new baby (default 4200, like babyLLM); fixed for life after birth."""
+    val_text: str | None = None
+    """A file or folder to score validation on; the whole library is then learned from."""
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

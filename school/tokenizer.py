@@ -31,12 +31,18 @@ MIN_VOCAB = N_RESERVED + 8
 SPACE = "▁"
 _SURROGATES = re.compile("[\ud800-\udfff]")
 
-# Training only: cut the normalized text into "words" = a run of ▁ then non-▁ characters, so no
-# piece ever holds a ▁ after another character. That keeps merges from crossing word starts (which
-# makes encoding split-safe at spaces), lets indentation (▁▁▁▁) still merge, and trains 1 MB in ~1.5 s
-# (one word per document took 4.5 s for 100 KB; one per line took 2x as long and compressed tiny
-# Shakespeare to 3.2 bytes per token instead of 3.9). The final tokenizer has no pre-tokenizer.
-_TRAIN_WORDS = pre_tokenizers.Split(Regex(f"{SPACE}*[^{SPACE}]+|{SPACE}+"), behavior="isolated")
+# Training only ("words-v2" in a baby's record): cut the normalized text into words, as
+# SentencePiece does, so no learned piece crosses a whitespace boundary and digits stay apart:
+#   a run of ▁ then non-space non-digit characters  (▁To, ▁▁▁▁return, OMEO:)
+#   a run of ▁ alone, one digit, a run of newlines, a run of other whitespace (tabs, NBSP, ...).
+# Whether two neighbouring characters are cut apart depends on those two alone, and no piece holds
+# a cut, so no merge can join across one: encoding whole text with no pre-tokenizer (what llama2.c's
+# run.c does) gives the ids it would give word by word. The final tokenizer keeps no pre-tokenizer.
+# Indentation (▁▁▁▁) and blank lines (\n\n) still merge; the first version let a word take the
+# newlines and digits after it (`OMEO:\n`), which fitted the text and not the language.
+_TRAIN_WORDS = pre_tokenizers.Split(
+    Regex(f"{SPACE}*[^{SPACE}\\s\\d]+|{SPACE}+|\\d|\n+|[^\\S\n]+"), behavior="isolated"
+)
 
 
 def _normalizer(prepend: bool = True) -> normalizers.Normalizer:
@@ -146,6 +152,13 @@ def scrub(text: str) -> str:
 def encode(tok: Tokenizer, text: str) -> list[int]:
     """Ids of `text` with the dummy-prefix ▁ but no BOS/EOS (lone surrogates encode as U+FFFD)."""
     return tok.encode(scrub(text), add_special_tokens=False).ids
+
+
+def encode_prompt(tok: Tokenizer, text: str, bos: bool = True) -> list[int]:
+    """Ids to generate after: `<s>` then `encode(text)`, as training documents begin and as run.c and
+    the hf export's tokenizer encode a prompt. `bos=False` for babies recorded without that
+    convention (their record's `bos_prompt`)."""
+    return [BOS_ID] * bos + encode(tok, text)
 
 
 def decode(tok: Tokenizer, ids: Sequence[int], *, continuation: bool = False) -> str:

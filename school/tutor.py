@@ -291,7 +291,7 @@ class Tutor:
         for x, y in self.val_batches:
             logits, _ = self.model(x)
             total_loss += F.cross_entropy(logits.float().flatten(0, 1), y.flatten(), reduction="sum").item()
-            total_bytes += self.token_bytes[y].sum().item()
+            total_bytes += self.librarian.scored_bytes(self.token_bytes, x, y).item()
             total_tokens += y.numel()
         self.model.train()
         train_loss = sum(self._recent_losses) / max(1, len(self._recent_losses))

@@ -25,6 +25,10 @@ class BabyRecord:
     library: str | None = None
     """Path of the library it learns from; None means Python's built-in docs."""
     created: float = field(default_factory=time.time)
+    conventions: dict[str, str] = field(default_factory=dict)
+    """How its text is cut and framed: "split" ("tail"), "pieces" ("words-v2"), "bos"
+    ("document-start": prompts begin with <s>). Absent: main 92febe8's ways (the interleaved split,
+    pieces that run on over newlines and digits, prompts without <s>)."""
     format: int = FORMAT_VERSION
     """The soul's format; a record read without one is 0 (main 92febe8's souls)."""
     unknown: dict[str, Any] = field(default_factory=dict, repr=False)
@@ -37,6 +41,15 @@ class BabyRecord:
     @property
     def vocab_size(self) -> int:
         return int(self.brain["vocab_size"])
+
+    @property
+    def split(self) -> str:
+        return self.conventions.get("split", "interleave")
+
+    @property
+    def bos_prompt(self) -> bool:
+        """Whether generation starts a prompt with <s>, as its training documents start."""
+        return self.conventions.get("bos") == "document-start"
 
     def save(self, paths: BabyPaths) -> None:
         data = asdict(self)

@@ -49,3 +49,26 @@ def test_auto_precision_on_gpus(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_unknown_precision_is_refused() -> None:
     with pytest.raises(SoulError, match="unknown precision 'fp16'"):
         resolve_precision("fp16", torch.device("cpu"))
+
+
+def test_new_babies_record_their_conventions_and_old_ones_keep_theirs(tmp_path, small_library) -> None:
+    import json
+
+    from school.options import TrainOptions
+
+    torch.set_num_threads(1)
+    options = TrainOptions(home=str(tmp_path), library=str(small_library), device="cpu", threads=1)
+    options.vocab_size = 300
+    tiny = dict(dim=32, n_layers=1, n_heads=2, max_seq_len=32)
+    room = classroom.open_classroom(options, {}, tiny, lambda *a: None, lambda m: None)
+    assert room.record.conventions == classroom.CONVENTIONS
+    assert room.record.split == "tail" and room.record.bos_prompt
+    assert room.librarian.manifest.split == "tail"
+    # a baby born by main 92febe8: no conventions in config.json
+    config = json.loads(room.paths.config.read_text())
+    del config["conventions"]
+    room.paths.config.write_text(json.dumps(config))
+    old = classroom.open_classroom(options, {}, {}, lambda *a: None, lambda m: None)
+    assert old.record.split == "interleave" and not old.record.bos_prompt
+    assert old.librarian.manifest.split == "interleave" and old.librarian.manifest.chunk > 0
+    assert old.librarian.tokenizer.to_str() == room.librarian.tokenizer.to_str()  # its own for life

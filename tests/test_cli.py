@@ -44,6 +44,21 @@ def test_missing_library(capsys, tmp_path: Path, isolated_home: Path) -> None:
     assert not (isolated_home / "babies").exists() or not any((isolated_home / "babies").iterdir())
 
 
+def test_missing_validation_text(capsys, tmp_path: Path, small_library: Path, isolated_home: Path) -> None:
+    args = (
+        "train",
+        "--library",
+        str(small_library),
+        "--val-text",
+        str(tmp_path / "gone.txt"),
+        "--steps",
+        "1",
+    )
+    code, _, err = run(capsys, *args)
+    assert_user_error(code, err, "validation text not found", "gone.txt")
+    assert not list(isolated_home.glob("babies/*/config.json"))
+
+
 def test_empty_library(capsys, tmp_path: Path, isolated_home: Path) -> None:
     (tmp_path / "empty").mkdir()
     code, _, err = run(capsys, "train", "--library", str(tmp_path / "empty"), "--steps", "1")

@@ -20,7 +20,7 @@ from school.exports.llama import stacked_weights, to_adjacent, to_halfsplit
 from school.exports.llama2c import read_model_bin, read_tokenizer_bin, tokenizer_bin_pieces
 from school.exports.runc import runc_decode_piece, runc_encode, runc_generate_greedy, runc_text
 from school.revive import Revived, revive
-from school.tokenizer import SPACE, assemble, encode
+from school.tokenizer import SPACE, assemble, encode, encode_prompt
 from soul.checkpoint import model_tensors
 from soul.paths import BabyPaths, SoulError, baby_paths
 from tests.baby_factory import make_baby
@@ -230,6 +230,32 @@ def test_transformers_loads_the_hf_export(babies, texts, tmp_path: Path, name: s
     out = model.generate(torch.tensor([prompt]), max_new_tokens=n, do_sample=False, eos_token_id=None)
     greedy = [c.id for c in generate(baby.model, prompt, Sampling(temperature=0, max_tokens=n))]
     assert out[0, len(prompt) :].tolist() == greedy
+
+
+def test_bos_convention_agrees_across_babyterm_transformers_and_runc(babies, tmp_path: Path) -> None:
+    """One <s> convention: our prompt, transformers' defaults and run.c give the same greedy tokens."""
+    transformers = pytest.importorskip("transformers", reason="transformers is an optional test extra")
+    transformers.logging.set_verbosity_error()
+    baby = babies["tied"]
+    export(baby, "hf", tmp_path / "hf")
+    export(baby, "llama2c", tmp_path / "c")
+    model = transformers.LlamaForCausalLM.from_pretrained(str(tmp_path / "hf")).eval()
+    hf_tok = transformers.PreTrainedTokenizerFast.from_pretrained(str(tmp_path / "hf"))
+    header, w = read_model_bin(tmp_path / "c" / "model.bin")
+    pieces, scores, _ = read_tokenizer_bin(tmp_path / "c" / "tokenizer.bin", 300)
+    for text in ("ROMEO:", "To be, or not", "What say you"):
+        prompt = encode_prompt(baby.tokenizer, text)
+        assert prompt[0] == 1 and prompt[1:] == encode(baby.tokenizer, text)
+        hf_prompt = hf_tok(text, return_tensors="pt")
+        assert hf_prompt["input_ids"][0].tolist() == prompt == runc_encode(text, pieces, scores)
+        n = 32 - len(prompt)
+        ours = [c.id for c in generate(baby.model, prompt, Sampling(temperature=0, max_tokens=n))]
+        theirs = model.generate(**hf_prompt, max_new_tokens=n, do_sample=False)[0, len(prompt) :].tolist()
+        runc_ids, _ = runc_generate_greedy(w, header, prompt, 0)
+        assert runc_ids[len(prompt) :][:n] == ours  # run.c stops only at <s> or the window's end
+        # transformers' default generate stops after </s> (eos_token_id from the export's config)
+        assert theirs == (ours[: ours.index(2) + 1] if 2 in ours else ours)
+    assert encode_prompt(baby.tokenizer, "ROMEO:", bos=False) == encode(baby.tokenizer, "ROMEO:")
 
 
 # -- safetensors and refusals -------------------------------------------------------------------

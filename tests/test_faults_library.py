@@ -291,7 +291,8 @@ def test_a_library_changed_before_encoding_is_cached_as_encoded(tmp_path: Path, 
 
     monkeypatch.setattr(Library, "stream", edit_then_stream)
     logged: list[str] = []
-    lb = Librarian.prepare(paths, root, VOCAB, log=logged.append, block_size=BLOCK)
+    # the interleaved split: corpus_stream can deal its chunks back into the encoded order
+    lb = Librarian.prepare(paths, root, VOCAB, log=logged.append, block_size=BLOCK, split="interleave")
     monkeypatch.setattr(Library, "stream", real_stream)
     assert any("changed while being read" in m for m in logged)
     assert any("binary" in m and "changed since the library was read" in m for m in logged)
@@ -302,7 +303,9 @@ def test_a_library_changed_before_encoding_is_cached_as_encoded(tmp_path: Path, 
     )
     np.testing.assert_array_equal(corpus_stream(lb), expected)
     tasks: list[str] = []
-    Librarian.prepare(paths, root, VOCAB, progress=lambda t, d, s: tasks.append(t), block_size=BLOCK)
+    Librarian.prepare(
+        paths, root, VOCAB, progress=lambda t, d, s: tasks.append(t), block_size=BLOCK, split="interleave"
+    )
     assert "encoding" not in tasks  # the cache names what it holds, so it is trusted again
 
 
@@ -324,7 +327,11 @@ def test_the_corpus_encoded_block_by_block_equals_the_whole_cut_into_pieces(
         for piece in pieces[1:]:
             ids += body.encode(piece, add_special_tokens=False).ids
         expected.append([T.BOS_ID, *ids, T.EOS_ID])
-    np.testing.assert_array_equal(corpus_stream(lb), np.concatenate(expected))
+    held = librarian.held_out_documents(Library.open(root).sizes(), 0.1)
+    cuts = librarian.tail_cuts([len(e) for e in expected], held, 0.1)
+    whole = np.concatenate(expected)
+    np.testing.assert_array_equal(lb.train, np.concatenate([whole[a:c] for a, c, _ in cuts]))
+    np.testing.assert_array_equal(lb.val, np.concatenate([whole[c:b] for _, c, b in cuts]))
 
 
 # -- memory ---------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from school import tokenizer as T
-from school.librarian import Librarian, Library, LibraryError
+from school.librarian import Librarian, Library, LibraryError, held_out_documents
 from soul.paths import BabyPaths
 
 torch.set_num_threads(1)
@@ -139,18 +139,73 @@ def test_prepare_builds_tokenizer_and_corpus(baby):
     assert lb.decode(lb.encode("hello, world")) == "hello, world"
 
 
-def test_split_is_deterministic_disjoint_and_interleaved(baby):
+def document_streams(tok, lib):
+    return [np.asarray([T.BOS_ID, *T.encode(tok, d.text), T.EOS_ID]) for d in lib.documents()]
+
+
+def test_a_folder_holds_out_whole_documents_picked_by_name(baby):
     _, root, lb = baby
+    lib = Library.open(root)
+    docs = document_streams(lb.tokenizer, lib)
+    held = held_out_documents(lib.sizes(), 0.1)
+    assert held and held == held_out_documents(lib.sizes(), 0.1)  # deterministic
+    share = sum(n for i, (_, n) in enumerate(lib.sizes()) if i in held) / lib.n_chars
+    assert 0.05 <= share <= 0.15
+    np.testing.assert_array_equal(lb.val, np.concatenate([d for i, d in enumerate(docs) if i in held]))
+    np.testing.assert_array_equal(lb.train, np.concatenate([d for i, d in enumerate(docs) if i not in held]))
+    assert lb.manifest.split == "tail" and len(lb.val) >= 2 * (BLOCK + 1)
+    # the pick follows names, not the order documents come in
+    assert held_out_documents([(n, c) for n, c in reversed(lib.sizes())], 0.1) == {
+        len(docs) - 1 - i for i in held
+    }
+
+
+def test_a_small_library_holds_out_the_tail_of_each_document(tmp_path, shakespeare_text):
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "play.txt").write_text(shakespeare_text[:30_000], encoding="utf-8")
+    (tmp_path / "lib" / "notes.txt").write_text(shakespeare_text[40_000:50_000], encoding="utf-8")
+    lb = Librarian.prepare(BabyPaths(tmp_path, "b"), tmp_path / "lib", VOCAB, block_size=BLOCK)
+    docs = document_streams(lb.tokenizer, Library.open(tmp_path / "lib"))
+    cuts = [len(d) - max(1, math.floor(len(d) * 0.1)) for d in docs]
+    np.testing.assert_array_equal(lb.train, np.concatenate([d[:c] for d, c in zip(docs, cuts, strict=True)]))
+    np.testing.assert_array_equal(lb.val, np.concatenate([d[c:] for d, c in zip(docs, cuts, strict=True)]))
+    # the tails are never in a training batch: no 16 tokens in a row of one come from a tail
+    grams = {tuple(d[i : i + 16]) for d, c in zip(docs, cuts, strict=True) for i in range(c, len(d) - 15)}
+    g = torch.Generator().manual_seed(0)
+    for _ in range(20):
+        x, y = lb.batch(16, BLOCK, g)
+        for row in torch.cat([x, y[:, -1:]], 1).tolist():
+            assert not any(tuple(row[i : i + 16]) in grams for i in range(len(row) - 15))
+
+
+def test_babies_born_before_keep_the_interleaved_split(tmp_path, baby):
+    _, root, _ = baby
+    lb = Librarian.prepare(BabyPaths(tmp_path, "old"), root, VOCAB, block_size=BLOCK, split="interleave")
     stream = expected_stream(lb.tokenizer, Library.open(root))
     m = lb.manifest
-    assert len(stream) == len(lb.train) + len(lb.val)
+    assert len(stream) == len(lb.train) + len(lb.val) and m.split == "interleave"
     chunks = [stream[i * m.chunk : (i + 1) * m.chunk] for i in range(math.ceil(len(stream) / m.chunk))]
     val = [c for i, c in enumerate(chunks) if i % m.val_every == m.val_every - 1]
     train = [c for i, c in enumerate(chunks) if i % m.val_every != m.val_every - 1]
-    assert len(val) >= 2  # validation is spread over the library, not one tail
+    assert len(val) >= 2
     np.testing.assert_array_equal(lb.val, np.concatenate(val))
     np.testing.assert_array_equal(lb.train, np.concatenate(train))
-    assert len(lb.val) >= 2 * (BLOCK + 1)
+
+
+def test_a_separate_validation_text_leaves_the_whole_library_to_learn(twin, tmp_path):
+    paths, root = twin
+    (tmp_path / "val.txt").write_text(topics[sorted(topics)[-1]], encoding="utf-8")
+    lb = Librarian.prepare(paths, root, VOCAB, block_size=BLOCK, val_text=tmp_path / "val.txt")
+    np.testing.assert_array_equal(lb.train, expected_stream(lb.tokenizer, Library.open(root)))
+    np.testing.assert_array_equal(lb.val, expected_stream(lb.tokenizer, Library.open(tmp_path / "val.txt")))
+    assert lb.manifest.val_source
+    again = Librarian.prepare(paths, root, VOCAB, block_size=BLOCK)  # without it: the tail split again
+    assert not again.manifest.val_source and len(again.train) < len(lb.train)
+    with pytest.raises(LibraryError, match="validation text not found"):
+        Librarian.prepare(paths, root, VOCAB, block_size=BLOCK, val_text=tmp_path / "nope.txt")
+    (tmp_path / "tiny.txt").write_text("too short", encoding="utf-8")
+    with pytest.raises(LibraryError, match="validation text is too small"):
+        Librarian.prepare(paths, root, VOCAB, block_size=BLOCK, val_text=tmp_path / "tiny.txt")
 
 
 def test_cache_is_reused_and_rebuilt_when_the_library_changes(twin):
@@ -242,16 +297,58 @@ def test_extra_text_reaches_the_batches_and_persists(twin):
     assert not any(is_window(extra, r.numpy()) for r in x)
 
 
-def test_val_batches_are_fixed(baby):
+def test_val_batches_are_fixed_non_overlapping_windows(baby):
     lb = baby[2]
+    count = (len(lb.val) - 1) // BLOCK
+    every = lb.val_batches(4, BLOCK, 10_000)
+    assert sum(len(x) for x, _ in every) == count  # covers the held-out text, bar a last part-window
+    targets = torch.cat([y.flatten() for _, y in every])
+    np.testing.assert_array_equal(targets.numpy(), lb.val[1 : count * BLOCK + 1])  # each scored once
     first = lb.val_batches(4, BLOCK, 3)
     assert len(first) == 3
     for (x, y), (x2, y2) in zip(first, lb.val_batches(4, BLOCK, 3), strict=True):
         assert x.shape == (4, BLOCK) and torch.equal(x, x2) and torch.equal(y, y2)
         assert torch.equal(x[:, 1:], y[:, :-1])
-    assert first[0][0][0, 0] == int(lb.val[0]) and first[-1][1][-1, -1] == int(lb.val[-1])
-    (x, _), *_ = lb.val_batches(2, len(lb.val) + 10, 1)  # a block longer than val: windows shrink
-    assert x.shape == (2, len(lb.val) - 1)
+    starts = [int(r[0]) for x, _ in first for r in x]
+    assert starts[0] == int(lb.val[0]) and first[-1][1][-1, -1] == int(lb.val[count * BLOCK])
+    (x, _), *_ = lb.val_batches(2, len(lb.val) + 10, 1)  # a block longer than val: one shorter window
+    assert x.shape == (1, len(lb.val) - 1)
+
+
+def test_bits_per_byte_by_hand_on_a_tiny_model(twin, tmp_path):
+    """The tutor's sum: nats over every scored target / ln 2 / the UTF-8 bytes of exactly that text."""
+    from brain import build_brain, preset_config
+
+    paths, root = twin
+    text = topics[sorted(topics)[-1]][:3000]
+    (tmp_path / "val.txt").write_text(text, encoding="utf-8")
+    lb = Librarian.prepare(paths, root, VOCAB, block_size=BLOCK, val_text=tmp_path / "val.txt")
+    torch.manual_seed(0)
+    model = build_brain(preset_config("transformer", "tiny", VOCAB, dim=32, n_layers=1, max_seq_len=BLOCK))
+    model.eval()
+    nats = scored = 0.0
+    with torch.no_grad():
+        for x, y in lb.val_batches(4, BLOCK, 1000):
+            logits, _ = model(x)
+            nats += torch.nn.functional.cross_entropy(
+                logits.flatten(0, 1), y.flatten(), reduction="sum"
+            ).item()
+            scored += lb.scored_bytes(lb.token_bytes, x, y).item()
+    # by hand: one token at a time, each from the window it was scored in
+    ids = [T.BOS_ID, *lb.encode(text), T.EOS_ID]
+    count = (len(ids) - 1) // BLOCK
+    hand = 0.0
+    with torch.no_grad():
+        for w in range(count):
+            window = torch.tensor([ids[w * BLOCK : (w + 1) * BLOCK]])
+            logp = torch.log_softmax(model(window)[0][0], -1)
+            hand -= sum(logp[t, ids[w * BLOCK + t + 1]].item() for t in range(BLOCK))
+    scored_text = lb.decode(ids[1 : count * BLOCK + 1])  # the text those targets stand for
+    assert text.startswith(scored_text) and len(scored_text) > len(text) // 2
+    assert scored == len(scored_text.encode("utf-8"))
+    assert nats == pytest.approx(hand, rel=1e-5)
+    bpb = nats / math.log(2) / scored
+    assert bpb == pytest.approx(hand / math.log(2) / len(scored_text.encode("utf-8")), rel=1e-5)
 
 
 def test_sample_snippet(baby):

@@ -166,3 +166,45 @@ def test_load_errors_are_one_line(tok, tmp_path):
 def test_vocab_too_small_is_refused():
     with pytest.raises(ValueError):
         T.train_tokenizer(["text"], vocab_size=T.N_RESERVED)
+
+
+# -- pieces that generalise ("words-v2") ------------------------------------------------------------
+
+NUMBERS = "".join(f"ROMEO:\nIn {1990 + i} and {i * 37} times,\n\n\tthe 2nd of {i}00.\n" for i in range(60))
+
+
+@pytest.fixture(scope="module")
+def word_tok():
+    """Trained on text full of digits, newlines and tabs next to words: tempting merges."""
+    return T.train_tokenizer([TRAIN_TEXT, NUMBERS], vocab_size=500)
+
+
+def test_learned_pieces_never_cross_a_whitespace_boundary_and_digits_stay_apart(word_tok):
+    pieces = [word_tok.id_to_token(i) for i in range(T.N_RESERVED, word_tok.get_vocab_size())]
+    assert len(pieces) > 100
+    for piece in pieces:
+        # each piece is one whole training word: the cuts at whitespace and digits never fall inside it
+        assert [w for w, _ in T._TRAIN_WORDS.pre_tokenize_str(piece)] == [piece], repr(piece)
+        assert T.SPACE not in piece.lstrip(T.SPACE) and "\n" not in piece.lstrip("\n")
+        assert not any(c.isdigit() for c in piece) or len(piece) == 1
+    assert "▁ROMEO:" in pieces or "ROMEO:" in pieces  # words still merge whole
+    assert any(set(p) == {T.SPACE} and len(p) > 1 for p in pieces) or "\n\n" in pieces
+    ids = T.encode(word_tok, "ROMEO:\nIn 1999")
+    tokens = [word_tok.id_to_token(i) for i in ids]
+    assert "\n" in tokens and [t for t in tokens if t.isdigit()] == ["1", "9", "9", "9"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet="ab RMEO:12 90\n\t.the,\u00a0٣é", max_size=80))
+def test_encoding_is_the_same_word_by_word(word_tok, text):
+    """No pre-tokenizer (what run.c does) and one that cuts words give the same ids."""
+    worded = T.Tokenizer.from_str(word_tok.to_str())
+    worded.pre_tokenizer = T._TRAIN_WORDS
+    assert T.encode(word_tok, text) == T.encode(worded, text)
+    assert T.decode(word_tok, T.encode(word_tok, text)) == text
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet=st.characters(codec="utf-8", exclude_characters=[T.SPACE]), max_size=60))
+def test_word_pieces_round_trip_every_unicode_text(word_tok, text):
+    assert T.decode(word_tok, T.encode(word_tok, text)) == text

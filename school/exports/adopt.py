@@ -82,6 +82,8 @@ def adopt(path: str | Path, baby: str | None = None, home: str | Path | None = N
         save_tokenizer(tok, paths.tokenizer)
         ckpt.save_checkpoint(paths.checkpoints, 0, ckpt.model_tensors(model), {}, newborn_state())
         record = BabyRecord(model.config.to_dict(), ADOPTED, adopted_syllabus(params).to_dict(), None)
+        # llama2.c and hf models were trained with <s> before text; their pieces are their own
+        record.conventions = {"split": "tail", "bos": "document-start"}
         record.save(paths)  # last: a baby exists once its config.json does
     except BaseException:
         shutil.rmtree(paths.root, ignore_errors=True)
