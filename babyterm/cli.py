@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from brain import BRAIN_NAMES
 from school.options import MAX_PROMPT_CHARS, PRECISIONS, TrainOptions
 from soul.paths import SoulError
 
@@ -33,7 +34,7 @@ def _training(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--library", default=None, help="a text file or folder to learn from (default: Python's docs)"
     )
-    p.add_argument("--brain", choices=("transformer", "babyllm"), default=None, help="for a new baby")
+    p.add_argument("--brain", choices=BRAIN_NAMES, default=None, help="for a new baby")
     p.add_argument("--preset", choices=("tiny", "small", "original"), default=None, help="for a new baby")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default: auto)")
     p.add_argument(
