@@ -47,7 +47,9 @@ class AttentionConfig(BrainConfig):
 class HeadCache:
     """The one head's keys and values of every position so far."""
 
-    def __init__(self, cfg: AttentionConfig, batch_size: int, device: torch.device, dtype: torch.dtype) -> None:
+    def __init__(
+        self, cfg: AttentionConfig, batch_size: int, device: torch.device, dtype: torch.dtype
+    ) -> None:
         shape = (batch_size, 1, cfg.max_seq_len, cfg.dim)
         self.k = torch.zeros(shape, device=device, dtype=dtype)
         self.v = torch.zeros(shape, device=device, dtype=dtype)
@@ -65,7 +67,7 @@ class Head(nn.Module):
         self.dropout = cfg.dropout
 
     def forward(self, x, cache=None, key_bias=None, need_weights=False):
-        B, T, C = x.shape
+        _, T, C = x.shape
         q, k, v = (t.unsqueeze(1) for t in self.qkv(x).split(C, dim=-1))  # (B, 1, T, C) each
         start = 0
         if cache is not None:
@@ -76,7 +78,8 @@ class Head(nn.Module):
         S = k.size(2)
         mask = None
         if start > 0 or key_bias is not None or need_weights:
-            visible = torch.arange(S, device=x.device)[None, :] <= (start + torch.arange(T, device=x.device))[:, None]
+            pos = start + torch.arange(T, device=x.device)
+            visible = torch.arange(S, device=x.device)[None, :] <= pos[:, None]  # (T, S)
             mask = torch.zeros(T, S, device=x.device, dtype=q.dtype).masked_fill(~visible, float("-inf"))
             if key_bias is not None:  # emphasis: extra log-weight on chosen key positions, (S,) or (B, S)
                 mask = mask + key_bias[..., None, :S].to(q.dtype).unsqueeze(-3)

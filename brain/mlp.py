@@ -116,4 +116,3 @@ class MLP(Brain):
         k = torch.arange(S, device=tokens.device)[None, :]  # (1, S)
         reach = ((k <= q) & (k > q - W)).float() / W
         return logits, pixel_pred, [reach.expand(B, 1, T, S)]
-
