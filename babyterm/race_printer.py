@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TextIO
+from typing import Any, TextIO
 
 from babyterm.printer import clean_text
-from school.race import RUNG_NOTES, RaceAnswer, RacePoint, RaceResult
+from school.race import RUNG_NOTES, RaceAnswer, RacePoint, RaceResult, check_brains, race
 
 BARS = "▁▂▃▄▅▆▇█"
 PLOT_WIDTH = 40
@@ -71,3 +71,15 @@ class RacePrinter:
                 self._line(f"  {b:<{w}}  {RUNG_NOTES[b]}")
         names = ", ".join(result.babies.values())
         self._line(f"the babies are kept: chat with them as --baby {names}")
+
+
+def print_race(
+    library: str | None, minutes: float, brains: str, home: str | None, out: TextIO, **options: Any
+) -> RaceResult:
+    """What `babyterm race` runs: `brains` is the comma list of --brains; SoulError for bad input."""
+    printer = RacePrinter(out)
+    names = check_brains(brains.split(","))
+    print(f"racing {', '.join(names)} for {minutes:g} min on one library and tokenizer", file=out, flush=True)
+    result = race(library, minutes, names, home, on_point=printer.point, on_answer=printer.answer, **options)
+    printer.summary(result)
+    return result

@@ -31,6 +31,7 @@ from soul.record import BabyRecord
 
 DEFAULT_BRAINS = ("mlp", "attention", "transformer", "babyllm")
 DEFAULT_PROMPT = "The"
+EVAL_BATCHES = 4  # per evaluation: after every turn, so it must cost a fraction of a slice
 MIN_SLICE_S = 0.05  # a last round shorter than this is not worth its evaluation
 RUNG_NOTES = {
     "mlp": "reads a fixed window of the last few tokens through one hidden layer; nothing older",
@@ -125,7 +126,8 @@ def race(
         on_answer: called with each brain's answer to `prompt` at the end.
         log: where the tutors' warnings go (one line each).
         brain_overrides: per brain, config fields over the preset's (tests use tiny sizes).
-        syllabus_overrides: over every baby's syllabus (batch size, eval batches).
+        syllabus_overrides: over every baby's syllabus (batch size; eval_batches, EVAL_BATCHES
+            unless given). Like every override, it holds for this race only.
 
     Existing `race-BRAIN` babies are replaced; one that a trainer holds is refused (SoulError).
     """
@@ -135,6 +137,7 @@ def race(
     emit_point = on_point or (lambda point: None)
     warn = log or (lambda message: None)
     overrides = brain_overrides or {}
+    syllabus_overrides = {"eval_batches": EVAL_BATCHES, **(syllabus_overrides or {})}
     locks: list[BabyLock] = []
     tutors: dict[str, Tutor] = {}
     try:

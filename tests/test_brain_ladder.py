@@ -118,3 +118,36 @@ def test_loss_falls_on_a_small_text(brain):
         loss().backward()
         opt.step()
     assert loss().item() < 0.5 * start
+
+
+@pytest.mark.parametrize("brain", RUNGS)
+def test_a_baby_of_each_rung_trains_chats_shows_insight_and_refuses_llama_exports(small_library, brain):
+    from school.events import ChatEvent, InsightEvent
+    from school.options import TrainOptions
+    from school.tutor import Tutor
+    from soul.exports.llama import require_transformer
+    from soul.paths import SoulError
+
+    torch.set_num_threads(1)
+    options = TrainOptions(
+        baby=f"rung-{brain}", library=str(small_library), brain=brain, vocab_size=300, threads=1
+    )
+    tutor = Tutor(options, syllabus_overrides=dict(batch_size=4, eval_batches=1), brain_overrides=TINY[brain])
+    tutor.prepare()
+    events: list = []
+    tutor.subscribe(events.append)
+    for _ in range(3):
+        tutor.train_step()
+    assert tutor.evaluate().val_bpb > 0
+    tutor.handle({"cmd": "chat", "id": "r", "text": "Hello *there*", "max_tokens": 6, "temperature": 0})
+    assert [e for e in events if isinstance(e, ChatEvent) and e.final]
+    tutor.handle({"cmd": "attend", "id": "r", "index": 2})
+    insight = next(e for e in events if isinstance(e, InsightEvent))
+    assert len(insight.layers) == 1 and len(insight.layers[0]) == 1  # one layer of one head
+    assert len(insight.mean) == len(insight.context)
+    if brain == "attention":
+        assert sum(insight.mean) == pytest.approx(1.0, abs=1e-4)
+    with pytest.raises(
+        SoulError, match=f"only the transformer brain exports to hf; this baby has the {brain}"
+    ):
+        require_transformer(tutor.model, "hf")

@@ -90,3 +90,15 @@ def test_the_printer_draws_curves_fairness_and_answers():
     assert "(within 2.4% of the mean)" in text  # |2.1 - 2.05| / 2.05
     assert "the red" in text and "\x1b" not in text and "two ⏎ lines" in text
     assert "--baby race-mlp" in text
+
+
+def test_print_race_refuses_bad_brains_before_anything_is_born(isolated_home):
+    import io
+
+    from babyterm.race_printer import print_race
+
+    with pytest.raises(SoulError, match="unknown brain 'gpt'"):
+        print_race(None, 1.0, "mlp,gpt", None, io.StringIO())
+    with pytest.raises(SoulError, match="--minutes must be positive"):
+        print_race(None, 0.0, "mlp", None, io.StringIO())
+    assert not (isolated_home / "babies").exists()
