@@ -27,9 +27,9 @@ def resample(curve: list[RacePoint], width: int) -> list[float]:
 class RacePrinter:
     """Prints a race as `school.race.race` reports it: pass `point` and `answer` as its callbacks."""
 
-    def __init__(self, out: TextIO) -> None:
+    def __init__(self, out: TextIO, brains: list[str] | None = None) -> None:
         self.out = out
-        self.width = 0
+        self.width = max((len(b) for b in brains or []), default=0)  # known up front: columns line up
 
     def _line(self, text: str = "") -> None:
         print(text, file=self.out, flush=True)
@@ -77,8 +77,8 @@ def print_race(
     library: str | None, minutes: float, brains: str, home: str | None, out: TextIO, **options: Any
 ) -> RaceResult:
     """What `babyterm race` runs: `brains` is the comma list of --brains; SoulError for bad input."""
-    printer = RacePrinter(out)
     names = check_brains(brains.split(","))
+    printer = RacePrinter(out, names)
     print(f"racing {', '.join(names)} for {minutes:g} min on one library and tokenizer", file=out, flush=True)
     result = race(library, minutes, names, home, on_point=printer.point, on_answer=printer.answer, **options)
     printer.summary(result)

@@ -32,7 +32,7 @@ from soul.record import BabyRecord
 DEFAULT_BRAINS = ("mlp", "attention", "transformer", "babyllm")
 DEFAULT_PROMPT = "The"
 EVAL_BATCHES = 4  # per evaluation: after every turn, so it must cost a fraction of a slice
-MIN_SLICE_S = 0.05  # a last round shorter than this is not worth its evaluation
+MIN_SLICE = 0.25  # a last round shorter than this share of a slice is not worth its evaluations
 RUNG_NOTES = {
     "mlp": "reads a fixed window of the last few tokens through one hidden layer; nothing older",
     "attention": "adds attention: one head weighs every earlier token by how well it matches",
@@ -228,7 +228,7 @@ def _run(
     while True:
         left = budget_s - (clock() - start) - round_eval_s
         this_slice = min(slice_s, left / len(tutors))
-        if this_slice < MIN_SLICE_S:
+        if this_slice < MIN_SLICE * slice_s:
             break
         target += this_slice
         before = eval_s

@@ -79,7 +79,7 @@ def test_the_printer_draws_curves_fairness_and_answers():
     answers = (RaceAnswer("mlp", "Hi", "the \x1b[31mred"), RaceAnswer("attention", "Hi", "two\nlines"))
     result = RaceResult(points, answers, {"mlp": 2.0, "attention": 2.1}, 0.5, 4.6, {"mlp": "race-mlp"})
     out = io.StringIO()
-    printer = RacePrinter(out)
+    printer = RacePrinter(out, ["mlp", "attention"])
     for p in points:
         printer.point(p)
     printer.summary(result)
