@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from brain import BRAIN_NAMES
 from school.options import MAX_PROMPT_CHARS, PRECISIONS, TrainOptions
 from soul.paths import SoulError
 
@@ -55,7 +56,7 @@ SHARED: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
         ("--val-text",),
         dict(help="a file or folder to score on instead of the library's held-out tail"),
     ),
-    "brain": (("--brain",), dict(choices=("transformer", "babyllm"), help="for a new baby")),
+    "brain": (("--brain",), dict(choices=BRAIN_NAMES, help="for a new baby")),
     "preset": (("--preset",), dict(choices=("tiny", "small", "original"), help="for a new baby")),
     "device": (("--device",), dict(help="auto, cpu, cuda or mps (default: auto)")),
     "precision": (

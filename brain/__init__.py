@@ -1,25 +1,35 @@
-"""The brain: two next-token predictors with one interface (see brain.base.Brain)."""
+"""The brain: a ladder of next-token predictors with one interface (see brain.base.Brain)."""
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from brain.base import Brain, BrainConfig
 from brain.presets import PRESETS, preset_config
 
-BRAIN_NAMES = ("transformer", "babyllm")
+if TYPE_CHECKING:
+    from brain.base import Brain, BrainConfig
+
+# name -> (module, config class, model class); imported on first use, so a brain costs nothing
+# until it is asked for. The order is the ladder's: simplest rung first.
+REGISTRY: dict[str, tuple[str, str, str]] = {
+    "mlp": ("brain.mlp", "MLPConfig", "MLP"),
+    "attention": ("brain.attention", "AttentionConfig", "AttentionLM"),
+    "transformer": ("brain.transformer", "TransformerConfig", "Transformer"),
+    "babyllm": ("brain.babyllm", "BabyLLMConfig", "BabyLLM"),
+}
+BRAIN_NAMES = tuple(REGISTRY)
+
+
+def _entry(brain: str) -> tuple[str, str, str]:
+    if brain not in REGISTRY:
+        raise ValueError(f"unknown brain {brain!r}: choose one of {', '.join(BRAIN_NAMES)}")
+    return REGISTRY[brain]
 
 
 def config_class(brain: str) -> type[BrainConfig]:
-    if brain == "transformer":
-        from brain.transformer import TransformerConfig
-
-        return TransformerConfig
-    if brain == "babyllm":
-        from brain.babyllm import BabyLLMConfig
-
-        return BabyLLMConfig
-    raise ValueError(f"unknown brain {brain!r}: choose one of {', '.join(BRAIN_NAMES)}")
+    module, config, _ = _entry(brain)
+    return getattr(importlib.import_module(module), config)
 
 
 def config_from_dict(data: dict[str, Any]) -> BrainConfig:
@@ -27,18 +37,22 @@ def config_from_dict(data: dict[str, Any]) -> BrainConfig:
 
 
 def build_brain(cfg: BrainConfig) -> Brain:
-    if cfg.brain == "transformer":
-        from brain.transformer import Transformer
+    module, _, model = _entry(cfg.brain)
+    return getattr(importlib.import_module(module), model)(cfg)
 
-        return Transformer(cfg)  # type: ignore[arg-type]
-    from brain.babyllm import BabyLLM
 
-    return BabyLLM(cfg)  # type: ignore[arg-type]
+def __getattr__(name: str) -> Any:
+    # Brain and BrainConfig load torch; the registry's names do not, so `from brain import
+    # BRAIN_NAMES` keeps the CLI's start light.
+    if name in ("Brain", "BrainConfig"):
+        return getattr(importlib.import_module("brain.base"), name)
+    raise AttributeError(f"module 'brain' has no attribute {name!r}")
 
 
 __all__ = [
     "BRAIN_NAMES",
     "PRESETS",
+    "REGISTRY",
     "Brain",
     "BrainConfig",
     "build_brain",
