@@ -293,6 +293,15 @@ def test_modelfile_says_what_framing_says(babies, tmp_path: Path) -> None:
     assert frame(conversations[0]) == "hi\n"
 
 
+def test_the_ggufs_chat_template_frames_like_babyterm(babies, tmp_path: Path) -> None:
+    jinja2 = pytest.importorskip("jinja2")
+    reader = _exported(babies["tied"], tmp_path / "out")
+    template = jinja2.Environment().from_string(_field(reader, "tokenizer.chat_template"))
+    conv = [("system", "Be kind."), ("user", "Hello"), ("assistant", "Hi!"), ("user", "Why?")]
+    messages = [{"role": r, "content": c} for r, c in conv]
+    assert template.render(messages=messages, add_generation_prompt=True) == frame(conv)
+
+
 def test_babyllm_is_refused_and_nothing_is_left(babies, tmp_path: Path) -> None:
     with pytest.raises(SoulError, match="only the transformer brain exports to gguf"):
         export(babies["old"], "gguf", tmp_path / "out")

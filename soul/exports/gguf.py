@@ -15,6 +15,7 @@ starts with <s>, and so does every chat prompt.
 
 Modelfile: FROM the GGUF beside it (relative), babyterm chat's sampling, the model's context, and
 a TEMPLATE that frames a conversation exactly as school/framing.py does, with its stop strings.
+The GGUF's own `tokenizer.chat_template` (Jinja, for llama.cpp's chat) frames it the same way.
 """
 
 from __future__ import annotations
@@ -58,6 +59,12 @@ TOP_NAMES = {"tok_embeddings": "token_embd", "norm": "output_norm", "output": "o
 TEMPLATE = (
     '{{- range .Messages }}{{ .Content }}{{ if eq .Role "user" }}{{ "\\n" }}'
     '{{ else }}{{ "\\n\\n" }}{{ end }}{{ end }}'
+)
+
+# the same for llama.cpp's chat (tokenizer.chat_template, Jinja as in Hugging Face tokenizers)
+CHAT_TEMPLATE = (
+    "{%- for m in messages -%}{{ m['content'] }}"
+    "{%- if m['role'] == 'user' -%}{{ '\\n' }}{%- else -%}{{ '\\n\\n' }}{%- endif -%}{%- endfor -%}"
 )
 
 
@@ -159,6 +166,7 @@ def _add_tokenizer(writer: gguf.GGUFWriter, tok: Tokenizer) -> None:
     writer.add_add_bos_token(True)
     writer.add_add_eos_token(False)
     writer.add_add_space_prefix(True)  # our dummy-prefix ▁
+    writer.add_chat_template(CHAT_TEMPLATE)
 
 
 def modelfile(name: str, context: int) -> str:
