@@ -174,9 +174,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     _shared(sub.add_parser("info", help="where the soul lives and who lives there"), TAKES["info"])
 
-    export = sub.add_parser("export", help="write the baby for Hugging Face, llama2.c or as safetensors")
+    export = sub.add_parser(
+        "export", help="write the baby for Hugging Face, llama2.c, llama.cpp/Ollama (gguf) or as safetensors"
+    )
     _shared(export, TAKES["export"])
-    export.add_argument("--format", required=True, choices=("hf", "llama2c", "safetensors"))
+    export.add_argument("--format", required=True, choices=("hf", "llama2c", "gguf", "safetensors"))
+    export.add_argument("--quant", default="f32", choices=("f32", "q8_0"), help="gguf weights (default f32)")
     export.add_argument("--out", default=None, help="an absent or empty folder (default: ./BABY-FORMAT)")
 
     adopt = sub.add_parser("adopt", help="adopt a llama2.c model.bin or an exported folder as a new baby")
@@ -413,8 +416,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     paths = baby_paths(args.baby, args.home)
     out = Path(args.out) if args.out else Path(f"{paths.name}-{args.format}")
-    files = export(paths, args.format, out)
+    files = export(paths, args.format, out, args.quant)
     print(f"exported {paths.name} as {args.format} to {out}: {', '.join(f.name for f in files)}")
+    if args.format == "gguf":
+        print(f"for Ollama: ollama create {paths.name} -f {out / 'Modelfile'}")
     return 0
 
 

@@ -1,9 +1,11 @@
 """Reading the user's library: which files are text, read in bounded blocks, and a fingerprint of them.
 
 No file is ever read whole: text arrives in blocks of at most `READ_BYTES`, is hashed as it is read
-and handed on in pieces, so a gigabyte of text costs a few blocks of memory. Files that are not
-UTF-8 text (NUL bytes, bad bytes), special files (FIFOs, sockets, devices), links that go nowhere
-or round in circles, hidden files and unreadable ones are skipped, each with a logged reason.
+and handed on in pieces, so a gigabyte of text costs a few blocks of memory. Text is UTF-8, or
+UTF-16 with a BOM, or whatever charset-normalizer reads confidently (cp1252, latin-1, ...). Files
+that are not text (NUL bytes without a UTF-16 BOM, bytes no encoding reads with confidence),
+special files (FIFOs, sockets, devices), links that go nowhere or round in circles, hidden files
+and unreadable ones are skipped, each with a logged reason.
 
 A file may change between the first read (which decides what the library holds) and the read
 that encodes it. The second read hashes what it hands on, so `Library.fingerprint` always names
@@ -15,6 +17,7 @@ from __future__ import annotations
 import codecs
 import errno
 import hashlib
+import itertools
 import math
 import os
 import stat
@@ -84,25 +87,81 @@ def _blocks(f: BinaryIO) -> Iterator[bytes]:
         yield block
 
 
-def _decoded(path: Path) -> Iterator[str]:
-    """The text of a UTF-8 file block by block: BOM dropped, CRLF as LF; raises _Unreadable."""
+def _decoded(path: Path, found: Callable[[str], None] | None = None) -> Iterator[str]:
+    """The text of a file block by block: BOM dropped, CRLF as LF; raises _Unreadable.
+
+    The first block decides the encoding (see `_encoding_of`), which `found` is told before any
+    text is handed on; later blocks must decode in it too.
+    """
     with _open_regular(path) as f:
-        decoder = codecs.getincrementaldecoder("utf-8-sig")()
-        offset, held = 0, ""
+        offset, held, encoding = 0, "", "utf-8"
         try:
-            for block in _blocks(f):
-                nul = block.find(b"\0")
+            blocks = _blocks(f)
+            first = next(blocks, b"")
+            encoding = _encoding_of(first, final=len(first) < READ_BYTES)
+            if found is not None:
+                found(encoding)
+            wide = encoding == "utf-16"  # its NUL bytes are text; a NUL character is not
+            decoder = codecs.getincrementaldecoder("utf-8-sig" if encoding == "utf-8" else encoding)()
+            for block in itertools.chain([first], blocks):
+                nul = -1 if wide else block.find(b"\0")
                 if nul >= 0:
                     raise _Unreadable(f"binary (NUL byte at {offset + nul:,})")
                 offset += len(block)
                 text = held + decoder.decode(block)
+                if wide and "\0" in text:
+                    raise _Unreadable("binary (a NUL character in UTF-16)")
                 held = "\r" if text.endswith("\r") else ""  # its "\n" may start the next block
                 yield text[: len(text) - len(held)].replace("\r\n", "\n")
             yield held + decoder.decode(b"", final=True)
         except UnicodeDecodeError as e:
-            raise _Unreadable(f"not UTF-8 (bad byte near {offset - len(e.object) + e.start:,})") from None
+            near, what = max(0, offset - len(e.object) + e.start), _ENCODING_NAMES.get(encoding, encoding)
+            raise _Unreadable(f"not {what} (bad byte near {near:,})") from None
         except OSError as e:
             raise _Unreadable(_why(e)) from None
+
+
+_ENCODING_NAMES = {"utf-8": "UTF-8", "utf-16": "UTF-16"}
+DETECT_BYTES = 1 << 16  # the detector reads this much of the first block: enough, and quick
+MAX_CHAOS = 0.2  # charset-normalizer's mess ratio above which a guess is noise (its own default limit)
+
+
+def _encoding_of(block: bytes, final: bool) -> str:
+    """The encoding of a file whose first block is `block` (the whole file when `final`).
+
+    UTF-8 is the fast path: no detector runs when the block decodes as UTF-8. A UTF-16 BOM means
+    UTF-16; any other NUL byte means binary. Otherwise charset-normalizer guesses from the start of
+    the block, and cp1252 wins when it reads the bytes about as cleanly as the guess: it is what
+    latin-1 and Windows files almost always are, and the detector is easily swayed between code
+    pages when they are mostly ASCII. A guess whose text is messy, or in a language the detector
+    cannot recognise (other than cp1252), is refused rather than decoded into noise.
+    """
+    if block.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
+    nul = block.find(b"\0")
+    if nul >= 0:
+        raise _Unreadable(f"binary (NUL byte at {nul:,})")
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(block, final=final)
+        return "utf-8"
+    except UnicodeDecodeError as e:
+        bad = e.start
+    import charset_normalizer  # only for files that are not UTF-8
+
+    # whole lines around the first byte that is not UTF-8 (text before it may be all ASCII), so
+    # that a multi-byte character is never cut in two
+    start = block.rfind(b"\n", 0, max(0, bad - DETECT_BYTES // 2)) + 1
+    sample = block[start : start + DETECT_BYTES]
+    if start + DETECT_BYTES < len(block) and (cut := sample.rfind(b"\n")) > 0:
+        sample = sample[: cut + 1]
+    guess = charset_normalizer.from_bytes(sample).best()
+    if guess is not None:
+        west = charset_normalizer.from_bytes(sample, cp_isolation=["cp1252"]).best()
+        if west is not None and west.chaos <= guess.chaos + 0.05:
+            guess = west
+    if guess is None or guess.chaos > MAX_CHAOS or (guess.coherence == 0 and guess.encoding != "cp1252"):
+        raise _Unreadable(f"not UTF-8 (bad byte near {bad:,}) and no other encoding fits with confidence")
+    return codecs.lookup(guess.encoding).name
 
 
 class _Reader:
@@ -114,10 +173,11 @@ class _Reader:
         self.n_bytes = self.n_chars = 0
         self.has_text = False
         self.error = ""
+        self.encoding = "utf-8"
 
     def texts(self) -> Iterator[str]:
         given = (t for t in [self.text or ""])  # a generator, so it closes like the file's
-        source = _decoded(self.path) if self.path is not None else given
+        source = _decoded(self.path, self._found) if self.path is not None else given
         try:
             for text in source:
                 data = text.encode("utf-8")
@@ -130,6 +190,9 @@ class _Reader:
             self.error = str(e)
         finally:
             source.close()
+
+    def _found(self, encoding: str) -> None:
+        self.encoding = encoding
 
     def read_all(self) -> _Reader:
         for _ in self.texts():
@@ -274,6 +337,8 @@ class Library:
             elif not reader.has_text:
                 log(f"skipped {name}: no text")
             else:
+                if reader.encoding != "utf-8":
+                    log(f"reading {name} as {reader.encoding}")
                 if reader.n_bytes > READ_BYTES:
                     mb, block = reader.n_bytes / 1e6, READ_BYTES >> 20
                     log(f"streaming {name}: {mb:,.0f} MB, read {block} MB at a time")

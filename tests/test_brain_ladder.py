@@ -123,9 +123,9 @@ def test_loss_falls_on_a_small_text(brain):
 @pytest.mark.parametrize("brain", RUNGS)
 def test_a_baby_of_each_rung_trains_chats_shows_insight_and_refuses_llama_exports(small_library, brain):
     from school.events import ChatEvent, InsightEvent
+    from school.exports.llama import require_transformer
     from school.options import TrainOptions
     from school.tutor import Tutor
-    from soul.exports.llama import require_transformer
     from soul.paths import SoulError
 
     torch.set_num_threads(1)

@@ -69,7 +69,7 @@ def test_binary_bad_utf8_and_nul_anywhere_are_skipped_with_reasons(tmp_path: Pat
     (tmp_path / "late-nul.txt").write_bytes(b"text " * 100 + b"\0" + b"more")
     (tmp_path / "late-bad.txt").write_bytes(b"text " * 100 + b"\xff\xfe" + b"more")
     (tmp_path / "cut.txt").write_bytes(b"text " * 30 + "é".encode()[:1])  # cut mid-character
-    (tmp_path / "utf16.txt").write_text("hello", encoding="utf-16")
+    (tmp_path / "utf16.txt").write_text("hello", encoding="utf-16-le")  # no BOM: NUL bytes are binary
     (tmp_path / "empty.txt").write_bytes(b"")
     lib, log = opened(tmp_path)
     assert names(lib) == ["good.txt"]

@@ -65,7 +65,8 @@ def test_reads_a_folder_recursively_and_skips_with_reasons(tmp_path):
     (tmp_path / "notes" / "b.rst").write_bytes(b"\xef\xbb\xbfB with a BOM\r\nand CRLF\r\n")
     (tmp_path / "notes" / "old" / "README").write_text("no extension, still text", encoding="utf-8")
     (tmp_path / "notes" / "image.txt").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
-    (tmp_path / "latin1.txt").write_bytes("café".encode("latin-1"))
+    (tmp_path / "latin1.txt").write_bytes("café".encode("latin-1"))  # read as cp1252
+    (tmp_path / "noise.txt").write_bytes(bytes(range(128, 256)) * 4)
     (tmp_path / "blank.txt").write_text("  \n\t\n", encoding="utf-8")
     (tmp_path / ".git").mkdir()
     (tmp_path / ".git" / "config").write_text("[core]", encoding="utf-8")
@@ -74,19 +75,20 @@ def test_reads_a_folder_recursively_and_skips_with_reasons(tmp_path):
     logged = []
     lib = Library.open(tmp_path, logged.append)
     docs = list(lib.documents())
-    assert [d.name for d in docs] == ["a.md", "notes/b.rst", "notes/old/README"]
-    assert docs[1].text == "B with a BOM\nand CRLF\n"
+    assert [d.name for d in docs] == ["a.md", "latin1.txt", "notes/b.rst", "notes/old/README"]
+    assert docs[1].text == "café" and docs[2].text == "B with a BOM\nand CRLF\n"
     log = "\n".join(logged)
     for expected in (
         "notes/image.txt: binary",
-        "latin1.txt: not UTF-8",
+        "reading latin1.txt as cp1252",
+        "noise.txt: not UTF-8",
         "blank.txt: no text",
         ".git: hidden",
         ".hidden.txt: hidden",
         "notes/loop: folder already read",
     ):
         assert expected in log
-    assert lib.n_documents == 3 and lib.n_bytes == sum(len(d.text.encode()) for d in docs)
+    assert lib.n_documents == 4 and lib.n_bytes == sum(len(d.text.encode()) for d in docs)
 
 
 def test_library_errors(tmp_path):
