@@ -13,7 +13,12 @@ from brain.base import Brain
 
 @dataclass
 class Sampling:
-    """How the next token is chosen. temperature 0 is greedy (the first maximum wins)."""
+    """How the next token is chosen. temperature 0 is greedy (the first maximum wins).
+
+    The rules run in this order: repetition penalty, temperature, top-k, top-p, min-p. With a
+    dynamic temperature (dynatemp_range > 0) the filters run on the untempered logits and the
+    temperature, scaled by the candidates' entropy, comes last, as in llama.cpp.
+    """
 
     temperature: float = 0.8
     top_k: int | None = 40
@@ -22,6 +27,14 @@ class Sampling:
     """> 1 discourages tokens already in the context (CTRL-style); never used in training."""
     max_tokens: int = 120
     seed: int | None = None
+    min_p: float | None = None
+    """Keep only tokens at least min_p times as likely as the most likely one."""
+    dynatemp_range: float = 0.0
+    """> 0: the temperature moves within temperature ± range with the candidates' entropy
+    (llama.cpp's dynatemp_range): max(0, t - range) when one token is certain, t + range at uniform."""
+    dynatemp_exponent: float = 1.0
+    """The curve from entropy to temperature: normalised entropy ** exponent (llama.cpp's
+    dynatemp_exponent)."""
 
 
 @dataclass(frozen=True)
@@ -39,25 +52,67 @@ class TokenChoice:
     this token, or the babyllm's windows, gates and emphasis."""
 
 
-def shape_logits(logits: torch.Tensor, s: Sampling, context: Sequence[int]) -> torch.Tensor:
-    """Apply repetition penalty, temperature, top-k and top-p to one row of logits (V,)."""
-    logits = logits.float().clone()
-    if s.repetition_penalty != 1.0 and context:
-        seen = torch.tensor(sorted(set(context)), dtype=torch.long, device=logits.device)
-        picked = logits[seen]
-        logits[seen] = torch.where(picked > 0, picked / s.repetition_penalty, picked * s.repetition_penalty)
-    if s.temperature <= 0:
+def penalise(logits: torch.Tensor, s: Sampling, seen: torch.Tensor | None) -> torch.Tensor:
+    """CTRL's repetition penalty on the tokens marked in `seen` (a (V,) bool mask), on device."""
+    if s.repetition_penalty == 1.0 or seen is None:
         return logits
-    logits = logits / s.temperature
+    r = s.repetition_penalty
+    return torch.where(seen, torch.where(logits > 0, logits / r, logits * r), logits)
+
+
+def candidates(logits: torch.Tensor, s: Sampling) -> tuple[torch.Tensor, torch.Tensor]:
+    """The tokens that may be drawn, most likely first: (shaped logits (k,), their ids (k,)).
+
+    logits are already penalised; dropped candidates come back as -inf. Only top-k's (or, without
+    top-k, the sorted vocabulary's) entries are touched: everything runs on device, no loops.
+    """
+    dynamic = s.dynatemp_range > 0
+    if not dynamic:
+        logits = logits / s.temperature
     if s.top_k is not None and 0 < s.top_k < logits.numel():
-        kth = torch.topk(logits, s.top_k).values[-1]
-        logits[logits < kth] = float("-inf")
-    if s.top_p is not None and 0 < s.top_p < 1:
-        sorted_logits, order = torch.sort(logits, descending=True)
-        cum = sorted_logits.softmax(-1).cumsum(-1)
-        drop = cum - sorted_logits.softmax(-1) >= s.top_p  # keep the smallest prefix reaching top_p
-        logits[order[drop]] = float("-inf")
-    return logits
+        values, ids = torch.topk(logits, s.top_k)
+    else:
+        values, ids = torch.sort(logits, descending=True)
+    if (s.top_p is not None and 0 < s.top_p < 1) or s.min_p is not None:
+        probs = values.softmax(-1)
+        drop = torch.zeros_like(values, dtype=torch.bool)
+        if s.top_p is not None and 0 < s.top_p < 1:
+            drop |= probs.cumsum(-1) - probs >= s.top_p  # keep the smallest prefix reaching top_p
+        if s.min_p is not None:
+            drop |= probs < s.min_p * probs[0]
+        values = values.masked_fill(drop, float("-inf"))
+    if dynamic:
+        values = values / dynamic_temperature(values, s)
+    return values, ids
+
+
+def dynamic_temperature(values: torch.Tensor, s: Sampling) -> torch.Tensor:
+    """llama.cpp's entropy-scaled temperature over the finite candidates in `values`, as a 0-d tensor.
+
+    t = lo + (hi - lo) (H / ln n) ** exponent, lo = max(0, temperature - range), hi = temperature
+    + range, H the entropy of their softmax and n their number. One candidate keeps temperature 1
+    (nothing to choose); a temperature of 0 is made tiny, which draws the maximum.
+    """
+    lo, hi = max(0.0, s.temperature - s.dynatemp_range), s.temperature + s.dynatemp_range
+    n = torch.isfinite(values).sum()
+    entropy = torch.special.entr(values.softmax(-1)).sum()
+    normalised = entropy / n.clamp(min=2).log()
+    t = lo + (hi - lo) * normalised.clamp(0, 1).pow(s.dynatemp_exponent)
+    return torch.where(n > 1, t.clamp(min=1e-6), torch.ones_like(t))
+
+
+def shape_logits(logits: torch.Tensor, s: Sampling, context: Sequence[int]) -> torch.Tensor:
+    """Apply the sampling rules to one row of logits (V,): the distribution drawn from, as logits."""
+    logits = logits.float()
+    seen = None
+    if s.repetition_penalty != 1.0 and context:
+        seen = torch.zeros(logits.numel(), dtype=torch.bool, device=logits.device)
+        seen[torch.tensor(sorted(set(context)), dtype=torch.long, device=logits.device)] = True
+    logits = penalise(logits, s, seen)
+    if s.temperature <= 0:
+        return logits.clone()
+    values, ids = candidates(logits, s)
+    return torch.full_like(logits, float("-inf")).scatter(0, ids, values)
 
 
 def choose(
@@ -66,8 +121,7 @@ def choose(
     shaped = shape_logits(logits, s, context)
     if s.temperature <= 0:
         return int(torch.argmax(shaped))
-    probs = shaped.softmax(-1).cpu()
-    return int(torch.multinomial(probs, 1, generator=generator))
+    return int(sample(shaped.softmax(-1), generator))
 
 
 def describe(logits: torch.Tensor, token: int) -> TokenChoice:
@@ -78,16 +132,48 @@ def describe(logits: torch.Tensor, token: int) -> TokenChoice:
     return TokenChoice(token, float(probs[token]), margin, tuple(zip(ids, values, strict=True)))
 
 
+def sample(probs: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """Draw one index (1,) from probs (k,) by inverting their running sum: on device, no loops.
+
+    A uniform draw is scaled to the sum, so rounding never reaches a zero-probability tail.
+    """
+    cum = probs.cumsum(-1)
+    u = torch.rand(1, generator=generator, device=probs.device) * cum[-1]
+    return torch.searchsorted(cum, u).clamp_(max=probs.numel() - 1)
+
+
+def _draw(
+    logits: torch.Tensor, s: Sampling, seen: torch.Tensor | None, generator: torch.Generator | None
+) -> TokenChoice:
+    """choose() and describe() of one row (V,) in a handful of device ops and one read-back."""
+    logits = logits.float()
+    shaped = penalise(logits, s, seen)
+    if s.temperature <= 0:
+        token = torch.argmax(shaped).view(1)
+    else:
+        values, ids = candidates(shaped, s)
+        token = ids[sample(values.softmax(-1), generator)]
+    probs = logits.softmax(-1)
+    top = torch.topk(probs, min(5, probs.numel()))
+    k = top.values.numel()
+    # one read-back for all of it: ids below 2**24 are exact in float32
+    row = torch.cat((token.float(), probs[token], top.values, top.indices.float())).tolist()
+    values, top_ids = row[2 : 2 + k], [int(i) for i in row[2 + k :]]
+    margin = values[0] - values[1] if k > 1 else values[0]
+    return TokenChoice(int(row[0]), row[1], margin, tuple(zip(top_ids, values, strict=True)))
+
+
 def _forward_last(
-    model: Brain, context: list[int], bias: list[float], pixel: torch.Tensor | None, cache: Any, insight: bool
+    model: Brain,
+    new: torch.Tensor,
+    bias: list[float] | None,
+    pixel: torch.Tensor | None,
+    cache: Any,
+    insight: bool,
 ) -> tuple[torch.Tensor, Any]:
-    """Run the context's new tokens (all of them when `cache` is fresh) and return the last logits."""
-    device = model.device
-    new = context[cache.pos :]
-    key_bias = torch.tensor(bias, device=device) if any(bias) else None
-    out = model.step(
-        torch.tensor([new], device=device), cache, pixel, key_bias=key_bias, need_weights=insight
-    )
+    """Run the new tokens (1, t) after what `cache` holds and return the last position's logits."""
+    key_bias = torch.tensor(bias, device=new.device) if bias is not None else None
+    out = model.step(new, cache, pixel, key_bias=key_bias, need_weights=insight)
     logits = out[0][0, -1]
     if not insight:
         return logits, None
@@ -97,7 +183,7 @@ def _forward_last(
     return logits, seen
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def generate(
     model: Brain,
     prompt: Sequence[int],
@@ -123,27 +209,42 @@ def generate(
     was_training = model.training
     model.eval()
     try:
-        window = model.config.max_seq_len
+        device, window = model.device, model.config.max_seq_len
         context = list(prompt)[-(window - 1) :] or [1]  # an empty prompt starts from <s>
         bias = [float(b) for b in (emphasis or [])][-len(context) :] if emphasis else []
         bias = [0.0] * (len(context) - len(bias)) + bias
-        generator = torch.Generator().manual_seed(sampling.seed) if sampling.seed is not None else None
+        emphasised = any(bias)
+        if sampling.seed is not None:
+            generator = torch.Generator(device=device).manual_seed(sampling.seed)
+        else:
+            generator = None
+        seen = None
+        if sampling.repetition_penalty != 1.0:
+            seen = torch.zeros(model.config.vocab_size, dtype=torch.bool, device=device)
+            seen[torch.tensor(context, device=device)] = True
         cache = model.new_cache(1)
-        logits, seen = _forward_last(model, context, bias, pixel, cache, insight)
+        new = torch.tensor([context], device=device)
+        logits, looked = _forward_last(model, new, bias if emphasised else None, pixel, cache, insight)
         produced: list[int] = []
         for _ in range(sampling.max_tokens):
-            token = choose(logits, sampling, context, generator)
-            choice = describe(logits, token)
-            yield replace(choice, attention=seen) if insight else choice
+            choice = _draw(logits, sampling, seen, generator)
+            yield replace(choice, attention=looked) if insight else choice
+            token = choice.id
             produced.append(token)
             context.append(token)
             bias.append(0.0)
+            if seen is not None:
+                seen[token] = True
             if stop is not None and stop(produced):
                 return
             if len(context) > window:
                 context, bias = context[-(window // 2) :], bias[-(window // 2) :]
+                emphasised = any(bias)
+                if seen is not None:  # the penalty looks at the context the brain still sees
+                    seen.zero_()[torch.tensor(context, device=device)] = True
             if not use_cache or len(context) <= cache.pos:
                 cache = model.new_cache(1)
-            logits, seen = _forward_last(model, context, bias, pixel, cache, insight)
+            new = torch.tensor([context[cache.pos :]], device=device)
+            logits, looked = _forward_last(model, new, bias if emphasised else None, pixel, cache, insight)
     finally:
         model.train(was_training)

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -79,13 +79,21 @@ def rope_tables(head_size: int, max_len: int, base: float) -> tuple[torch.Tensor
     return angles.cos().float(), angles.sin().float()
 
 
-def apply_rope(x: torch.Tensor, rot: torch.Tensor) -> torch.Tensor:
-    """Rotate adjacent pairs (2j, 2j+1) as complex numbers. x: (B, T, h, hs); rot: (T, 1, hs/2) complex."""
-    pairs = x.float().unflatten(-1, (-1, 2))  # (B, T, h, hs/2, 2)
-    if x.device.type == "mps":  # complex kernels are patchy there; the same rotation in reals
-        x0, x1, c, s = pairs[..., 0], pairs[..., 1], rot.real, rot.imag
-        return torch.stack((x0 * c - x1 * s, x0 * s + x1 * c), dim=-1).flatten(-2).type_as(x)
-    return torch.view_as_real(torch.view_as_complex(pairs) * rot).flatten(-2).type_as(x)
+def rope_pairs(cos: torch.Tensor, sin: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The tables as apply_rope reads them, (T, 1, hs) each: (c0, c0, c1, ...) and (-s0, s0, -s1, ...)."""
+    c = cos.repeat_interleave(2, dim=-1)
+    s = torch.stack((-sin, sin), dim=-1).flatten(-2)
+    return c.unsqueeze(1), s.unsqueeze(1)
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate adjacent pairs (2j, 2j+1): (x0 c - x1 s, x1 c + x0 s). x: (B, T, h, hs); tables (T, 1, hs).
+
+    In real arithmetic from precomputed tables (rope_pairs): the pair-swapped x times the signed
+    sines, plus x times the cosines; the same rounding as the complex product, on every device.
+    """
+    swapped = x.unflatten(-1, (-1, 2)).flip(-1).flatten(-2)  # (x1, x0, x3, x2, ...)
+    return (x * cos + swapped * sin).type_as(x)
 
 
 class KVCache:
@@ -99,6 +107,62 @@ class KVCache:
         self.v = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(cfg.n_layers)]
         self.pos = 0
         self.capacity = cfg.max_seq_len
+        self.pixel: torch.Tensor | None = None
+        self.pixel_shift: torch.Tensor | None = None
+        """The pixel's input shift for `pixel`, computed once per reply."""
+        self.weights: Any = None
+        """The brain's matrices as the one-token step reads them, copied at its first use: a cache
+        serves one reply, during which the weights do not change."""
+
+
+def _attention_mask(
+    start: int, T: int, key_bias: torch.Tensor | None, need_weights: bool, device: torch.device
+) -> torch.Tensor | None:
+    """Additive (.., T, S) mask for T queries after `start` cached keys, built once for all layers.
+
+    None where scaled_dot_product_attention's own causal rule is exact: a window from position 0,
+    or a single new token, which sees every key there is.
+    """
+    S = start + T
+    if key_bias is None and not need_weights and (start == 0 or T == 1):
+        return None
+    visible = torch.arange(S, device=device)[None, :] <= (start + torch.arange(T, device=device))[:, None]
+    mask = torch.zeros(T, S, device=device).masked_fill(~visible, float("-inf"))
+    if key_bias is not None:  # emphasis: extra log-weight on chosen key positions, (S,) or (B, S)
+        mask = mask + key_bias[..., None, :S].float().unsqueeze(-3)
+    return mask
+
+
+def attend(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    cache: tuple[torch.Tensor, torch.Tensor, int] | None,
+    mask: torch.Tensor | None,
+    need_weights: bool,
+    dropout: float = 0.0,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """softmax(q k^T / sqrt(hs) + mask) v over the cached keys and these; stores k, v in the cache.
+
+    q (B, nh, T, hs); k, v (B, nkv, T, hs) -> (B, nh, T, hs), and the weights with need_weights.
+    """
+    nh, nkv, T, hs = q.size(1), k.size(1), q.size(2), q.size(3)
+    if cache is not None:
+        ck, cv, start = cache
+        ck[:, :, start : start + T] = k
+        cv[:, :, start : start + T] = v
+        k, v = ck[:, :, : start + T], cv[:, :, : start + T]
+    if nkv != nh:
+        k, v = k.repeat_interleave(nh // nkv, dim=1), v.repeat_interleave(nh // nkv, dim=1)
+    if need_weights:
+        att = (q @ k.transpose(-2, -1)) / math.sqrt(hs)
+        if mask is not None:
+            att = att + mask
+        weights = att.float().softmax(dim=-1)  # (B, nh, T, S)
+        return weights.type_as(v) @ v, weights
+    if mask is None:  # the whole window from position 0, or one new token seeing every key
+        return F.scaled_dot_product_attention(q, k, v, is_causal=T > 1, dropout_p=dropout), None
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask.to(q.dtype)), None
 
 
 class Attention(nn.Module):
@@ -112,48 +176,20 @@ class Attention(nn.Module):
     def forward(
         self,
         x: torch.Tensor,
-        rot: torch.Tensor,
+        rope: tuple[torch.Tensor, torch.Tensor],
         cache: tuple[torch.Tensor, torch.Tensor, int] | None = None,
-        key_bias: torch.Tensor | None = None,
+        mask: torch.Tensor | None = None,
         need_weights: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         B, T, _ = x.shape
-        kv = self.n_kv_heads * self.hs
-        q, k, v = self.wqkv(x).split([self.n_heads * self.hs, kv, kv], dim=-1)
-        q = apply_rope(q.view(B, T, self.n_heads, self.hs), rot).transpose(1, 2)  # (B, nh, T, hs)
-        k = apply_rope(k.view(B, T, self.n_kv_heads, self.hs), rot).transpose(1, 2)  # (B, nkv, T, hs)
-        v = v.view(B, T, self.n_kv_heads, self.hs).transpose(1, 2)
-        start = 0
-        if cache is not None:
-            ck, cv, start = cache
-            ck[:, :, start : start + T] = k
-            cv[:, :, start : start + T] = v
-            k, v = ck[:, :, : start + T], cv[:, :, : start + T]
-        if self.n_kv_heads != self.n_heads:
-            rep = self.n_heads // self.n_kv_heads
-            k, v = k.repeat_interleave(rep, dim=1), v.repeat_interleave(rep, dim=1)
-        S = k.size(2)  # keys visible: the cached prefix plus this window
-        mask = None
-        if start > 0 or key_bias is not None or need_weights:
-            visible = (
-                torch.arange(S, device=x.device)[None, :]
-                <= (start + torch.arange(T, device=x.device))[:, None]
-            )
-            mask = torch.zeros(T, S, device=x.device, dtype=q.dtype).masked_fill(~visible, float("-inf"))
-            if key_bias is not None:  # emphasis: extra log-weight on chosen key positions, (S,) or (B, S)
-                mask = mask + key_bias[..., None, :S].to(q.dtype).unsqueeze(-3)
-        weights = None
-        if need_weights:
-            att = (q @ k.transpose(-2, -1)) / math.sqrt(self.hs) + mask
-            weights = att.float().softmax(dim=-1)  # (B, nh, T, S)
-            y = weights.type_as(v) @ v
-        elif mask is None:
-            y = F.scaled_dot_product_attention(
-                q, k, v, is_causal=T > 1, dropout_p=self.dropout if self.training else 0.0
-            )
-        else:
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-        y = y.transpose(1, 2).reshape(B, T, self.n_heads * self.hs)
+        nh, nkv, hs = self.n_heads, self.n_kv_heads, self.hs
+        qkv = self.wqkv(x)  # (B, T, (nh + 2 nkv) hs)
+        # q and k sit side by side in wqkv's output: one rotation for both
+        qk = apply_rope(qkv[..., : (nh + nkv) * hs].view(B, T, nh + nkv, hs), *rope).transpose(1, 2)
+        q, k = qk.split([nh, nkv], dim=1)  # (B, nh, T, hs), (B, nkv, T, hs)
+        v = qkv[..., (nh + nkv) * hs :].view(B, T, nkv, hs).transpose(1, 2)
+        y, weights = attend(q, k, v, cache, mask, need_weights, self.dropout if self.training else 0.0)
+        y = y.transpose(1, 2).reshape(B, T, nh * hs)
         return self.wo(y), weights
 
 
@@ -177,8 +213,11 @@ class Block(nn.Module):
         self.feed_forward = FeedForward(cfg)
         self.dropout = nn.Dropout(cfg.dropout)
 
-    def forward(self, x, rot, cache=None, key_bias=None, need_weights=False):
-        a, weights = self.attention(self.attention_norm(x), rot, cache, key_bias, need_weights)
+    def forward(self, x, rope, cache=None, mask=None, need_weights=False):
+        a, weights = self.attention(self.attention_norm(x), rope, cache, mask, need_weights)
+        if self.dropout.p == 0 or not self.training:  # skip two no-op calls: a token is ~1 ms
+            h = x + a
+            return h + self.feed_forward(self.ffn_norm(h)), weights
         x = x + self.dropout(a)
         x = x + self.dropout(self.feed_forward(self.ffn_norm(x)))
         return x, weights
@@ -197,7 +236,9 @@ class Transformer(Brain):
             self.output.weight = self.tok_embeddings.weight
         self.pixel_head = PixelHead(cfg.dim)
         cos, sin = rope_tables(cfg.head_size, cfg.max_seq_len, cfg.rope_base)
-        self.register_buffer("rope", torch.complex(cos, sin).unsqueeze(1), persistent=False)  # (T, 1, hs/2)
+        c, s = rope_pairs(cos, sin)
+        self.register_buffer("rope_cos", c, persistent=False)  # (T, 1, hs)
+        self.register_buffer("rope_sin", s, persistent=False)
         self.apply(self._init_weights)
         for name, p in self.named_parameters():  # GPT-2's scaled init of residual projections
             if name.endswith(("wo.weight", "w2.weight")):
@@ -219,17 +260,27 @@ class Transformer(Brain):
         if start + T > self.config.max_seq_len:
             raise ValueError(f"window of {start + T} tokens exceeds max_seq_len {self.config.max_seq_len}")
         x = self.tok_embeddings(tokens)  # (B, T, C)
-        x = x + self.pixel_in(pixel_input(pixel, B, x.device, x.dtype)).unsqueeze(1)
-        rot = self.rope[start : start + T]
+        x = x + self._pixel_shift(pixel, B, x, cache)
+        rope = (self.rope_cos[start : start + T], self.rope_sin[start : start + T])
+        mask = _attention_mask(start, T, key_bias, need_weights, x.device)
         attentions = []
         for i, layer in enumerate(self.layers):
             layer_cache = (cache.k[i], cache.v[i], start) if cache is not None else None
-            x, w = layer(x, rot, layer_cache, key_bias, need_weights)
+            x, w = layer(x, rope, layer_cache, mask, need_weights)
             attentions.append(w)
         if cache is not None:
             cache.pos += T
         h = self.norm(x)
         return self.output(h), self.pixel_head(h), attentions
+
+    def _pixel_shift(self, pixel, B, x, cache):
+        """P (pixel - 0.5), (B, 1, C); a reply keeps one pixel, so its cache keeps the shift."""
+        if cache is not None and cache.pixel_shift is not None and cache.pixel is pixel:
+            return cache.pixel_shift
+        shift = self.pixel_in(pixel_input(pixel, B, x.device, x.dtype)).unsqueeze(1)
+        if cache is not None and not torch.is_grad_enabled():
+            cache.pixel, cache.pixel_shift = pixel, shift
+        return shift
 
     def forward(
         self, tokens: torch.Tensor, pixel: torch.Tensor | None = None
@@ -237,6 +288,54 @@ class Transformer(Brain):
         """tokens (B, T) -> logits (B, T, V) for the next token at every position, pixel (B, 3)."""
         logits, pixel_pred, _ = self._run(tokens, pixel)
         return logits, pixel_pred
+
+    def _decode(self, tokens, pixel, cache, key_bias, need_weights):
+        """One new token (B, 1) after the cache: _run's equations without module calls, on the
+        cache's (in, out) copies of the matrices (a one-row x @ W runs ~1.7x faster than F.linear)."""
+        cfg, (B, _), start = self.config, tokens.shape, cache.pos
+        if start + 1 > cfg.max_seq_len:
+            raise ValueError(f"window of {start + 1} tokens exceeds max_seq_len {cfg.max_seq_len}")
+        if cache.weights is None:
+            cache.weights = self._decode_weights()
+        layers, head = cache.weights
+        nh, nkv, hs, C, eps = cfg.n_heads, cfg.n_kv_heads, cfg.head_size, cfg.dim, cfg.norm_eps
+        x = self.tok_embeddings(tokens)  # (B, 1, C)
+        x = x + self._pixel_shift(pixel, B, x, cache)
+        rope = (self.rope_cos[start : start + 1], self.rope_sin[start : start + 1])
+        mask = _attention_mask(start, 1, key_bias, need_weights, x.device)
+        attentions = []
+        for i, (n1, wqkv, wo, n2, w13, w2) in enumerate(layers):
+            qkv = F.rms_norm(x, (C,), n1, eps) @ wqkv
+            qk = apply_rope(qkv[..., : (nh + nkv) * hs].view(B, 1, nh + nkv, hs), *rope).transpose(1, 2)
+            q, k = qk.split([nh, nkv], dim=1)
+            v = qkv[..., (nh + nkv) * hs :].view(B, 1, nkv, hs).transpose(1, 2)
+            y, w = attend(q, k, v, (cache.k[i], cache.v[i], start), mask, need_weights)
+            x = x + y.transpose(1, 2).reshape(B, 1, nh * hs) @ wo
+            gate, up = (F.rms_norm(x, (C,), n2, eps) @ w13).chunk(2, dim=-1)
+            x = x + (F.silu(gate) * up) @ w2
+            attentions.append(w)
+        cache.pos += 1
+        h = self.norm(x)
+        return h @ head, self.pixel_head(h), attentions
+
+    def _decode_weights(self) -> tuple[list[tuple[torch.Tensor, ...]], torch.Tensor]:
+        """Each layer's norms and transposed matrices, and the transposed output head."""
+
+        def t(linear: nn.Linear) -> torch.Tensor:
+            return linear.weight.detach().t().contiguous()
+
+        layers = [
+            (
+                b.attention_norm.weight.detach(),
+                t(b.attention.wqkv),
+                t(b.attention.wo),
+                b.ffn_norm.weight.detach(),
+                t(b.feed_forward.w13),
+                t(b.feed_forward.w2),
+            )
+            for b in self.layers
+        ]
+        return layers, t(self.output)
 
     def new_cache(self, batch_size: int = 1) -> KVCache:
         p = self.tok_embeddings.weight
@@ -256,7 +355,10 @@ class Transformer(Brain):
         key_bias adds a log-weight to chosen key positions (emphasis). With need_weights the
         attention weights of every layer, (B, nh, t, pos+t) each, are returned as a third item.
         """
-        logits, pixel_pred, attentions = self._run(tokens, pixel, cache, key_bias, need_weights)
+        if tokens.size(1) == 1:
+            logits, pixel_pred, attentions = self._decode(tokens, pixel, cache, key_bias, need_weights)
+        else:
+            logits, pixel_pred, attentions = self._run(tokens, pixel, cache, key_bias, need_weights)
         if need_weights:
             return logits, pixel_pred, attentions
         return logits, pixel_pred

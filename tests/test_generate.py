@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,7 @@ import torch
 
 from brain import build_brain, preset_config
 from brain.babyllm import window_reach
-from brain.generate import Sampling, describe, generate, shape_logits
+from brain.generate import Sampling, choose, describe, generate, shape_logits
 from school.commands import Attend, Chat
 from school.emphasis import emphasis_bias, parse_marks
 from school.events import ChatEvent, InsightEvent
@@ -168,3 +169,55 @@ def test_chat_with_an_earlier_self_uses_its_weights(small_library: Path) -> None
     insight = next(e for e in events if isinstance(e, InsightEvent))
     assert insight.index == 1 and len(insight.mean) == len(insight.context) == len(insight.emphasis)
     assert sum(insight.mean) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_min_p_keeps_tokens_at_least_min_p_times_the_top() -> None:
+    probs = torch.tensor([0.5, 0.3, 0.15, 0.05])
+    shaped = shape_logits(probs.log(), Sampling(temperature=1.0, top_k=None, min_p=0.3), [])
+    # 0.3 * 0.5 = 0.15: the third token is exactly at the bar and stays; the fourth goes
+    assert shaped.isfinite().tolist() == [True, True, True, False]
+    torch.testing.assert_close(shaped.softmax(-1)[:3], probs[:3] / probs[:3].sum())
+
+
+def test_dynamic_temperature_follows_llama_cpp_from_entropy() -> None:
+    probs = torch.tensor([0.6, 0.25, 0.1, 0.05])
+    s = Sampling(temperature=1.0, top_k=None, dynatemp_range=0.5, dynatemp_exponent=2.0)
+    entropy = -sum(p * math.log(p) for p in probs.tolist())
+    t = 0.5 + (1.5 - 0.5) * (entropy / math.log(4)) ** 2.0  # min_temp + (max - min) * (H / ln n)^exp
+    expected = (probs.log() / t).softmax(-1)
+    torch.testing.assert_close(shape_logits(probs.log(), s, []).softmax(-1), expected)
+    # a uniform row has the highest entropy: temperature + range, which leaves it uniform
+    uniform = shape_logits(torch.zeros(4), s, []).softmax(-1)
+    torch.testing.assert_close(uniform, torch.full((4,), 0.25))
+
+
+def test_dynamic_temperature_runs_after_the_filters() -> None:
+    probs = torch.tensor([0.7, 0.2, 0.06, 0.04])
+    s = Sampling(temperature=0.8, top_k=2, dynatemp_range=0.8)
+    kept = probs[:2] / probs[:2].sum()  # entropy over the two candidates left, n = 2
+    entropy = -sum(p * math.log(p) for p in kept.tolist())
+    t = 0.0 + (1.6 - 0.0) * entropy / math.log(2)
+    expected = torch.cat(((probs[:2].log() / t).softmax(-1), torch.zeros(2)))
+    torch.testing.assert_close(shape_logits(probs.log(), s, []).softmax(-1), expected)
+
+
+def test_sampled_frequencies_follow_the_shaped_distribution() -> None:
+    logits = torch.tensor([2.0, 1.0, 0.5, 0.0, -1.0])
+    s = Sampling(temperature=0.7, top_k=4, top_p=0.95, max_tokens=1)
+    expected = shape_logits(logits, s, []).softmax(-1)
+    gen = torch.Generator().manual_seed(3)
+    draws = torch.tensor([choose(logits, s, [], gen) for _ in range(4000)])
+    freq = torch.bincount(draws, minlength=5).float() / 4000
+    assert freq[expected == 0].sum() == 0  # never outside what the rules keep
+    torch.testing.assert_close(freq, expected, atol=0.03, rtol=0)
+
+
+def test_fast_draw_describes_like_describe() -> None:
+    from brain.generate import _draw
+
+    logits = torch.randn(97)
+    choice = _draw(logits, Sampling(temperature=0.0), None, None)
+    reference = describe(logits, int(logits.argmax()))
+    assert choice.id == reference.id and choice.prob == pytest.approx(reference.prob)
+    assert [i for i, _ in choice.top] == [i for i, _ in reference.top]
+    assert choice.margin == pytest.approx(reference.margin)
