@@ -55,6 +55,8 @@ class BabyRecord:
         data = asdict(self)
         if self.format == 0:  # written as main 92febe8 wrote it, so that code still opens it
             del data["format"]
+        if not self.conventions:  # absent means main 92febe8's conventions
+            del data["conventions"]
         write_json_atomic(paths.config, {**data.pop("unknown"), **data})
 
     @classmethod

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 
 from brain import BRAIN_NAMES, build_brain, config_from_dict, preset_config
 from brain.generate import Sampling, generate
+from school.commands import Attend, Chat
 
 V, T = 64, 24
 TINY = {
@@ -139,9 +140,9 @@ def test_a_baby_of_each_rung_trains_chats_shows_insight_and_refuses_llama_export
     for _ in range(3):
         tutor.train_step()
     assert tutor.evaluate().val_bpb > 0
-    tutor.handle({"cmd": "chat", "id": "r", "text": "Hello *there*", "max_tokens": 6, "temperature": 0})
+    tutor.handle(Chat(id="r", text="Hello *there*", max_tokens=6, temperature=0))
     assert [e for e in events if isinstance(e, ChatEvent) and e.final]
-    tutor.handle({"cmd": "attend", "id": "r", "index": 2})
+    tutor.handle(Attend(id="r", index=2))
     insight = next(e for e in events if isinstance(e, InsightEvent))
     assert len(insight.layers) == 1 and len(insight.layers[0]) == 1  # one layer of one head
     assert len(insight.mean) == len(insight.context)

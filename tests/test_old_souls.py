@@ -11,6 +11,7 @@ import torch
 
 from babyterm.cli import main
 from babyterm.recall import recall
+from school.commands import Chat
 from school.events import ChatEvent, Event
 from school.options import TrainOptions
 from school.revive import revive
@@ -79,7 +80,7 @@ def test_it_chats_through_the_tutor(old: BabyPaths, library: Path) -> None:
     heard: list[Event] = []
     tutor.subscribe(heard.append)
     had = len(lines(old.chat))
-    tutor.handle({"cmd": "chat", "id": "r9", "text": "First Citizen:", "max_tokens": 12, "seed": 1})
+    tutor.handle(Chat(id="r9", text="First Citizen:", max_tokens=12, seed=1))
     replies = [e for e in heard if isinstance(e, ChatEvent)]
     assert replies and replies[-1].final
     new = lines(old.chat)[had:]
