@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import torch
 from tokenizers import Tokenizer
@@ -12,6 +12,7 @@ from school.events import Event
 from soul.chat_log import ChatLog
 
 
+@runtime_checkable
 class ChatHost(Protocol):
     """A baby that can talk: its brain and tokenizer, a way to be heard, and its history."""
 

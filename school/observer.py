@@ -108,7 +108,7 @@ class Observer:
 
     # -- following ------------------------------------------------------------------------------
 
-    def _wake(self) -> None:
+    def wake(self) -> None:
         """Load (or reload) the newest checkpoint's weights."""
         baby = revive(self.paths)
         self.model, self.tokenizer, self.record = baby.model, baby.tokenizer, baby.record
@@ -126,7 +126,7 @@ class Observer:
         self.emit(StateEvent(self.step, TrainerState.WATCHING.value, json.dumps(hello)))
 
     def run(self, should_continue: Callable[[], bool] | None = None) -> None:
-        self._wake()
+        self.wake()
         speaker = Speaker(self)
         tail = LogTail(self.paths.logs)
         for record in tail.read()[-REPLAY:]:
@@ -136,7 +136,7 @@ class Observer:
                 self._show(record)
             newest = list_checkpoints(self.paths.checkpoints)
             if newest and newest[-1][0] != self.weights_step:
-                self._wake()
+                self.wake()
             command = self.inbox.wait(POLL_S)
             match command:
                 case None | CancelChat():

@@ -19,9 +19,11 @@ from tokenizers import Tokenizer
 import school.speaker
 from babyterm.cli import main
 from brain.generate import TokenChoice
+from school.chat_host import ChatHost
 from school.commands import Chat
 from school.events import ChatEvent, Event
 from school.observer import Observer
+from school.revive import SavedBaby, revive
 from school.text_stream import TextStream, stream_text
 from school.tokenizer import BYTE_PIECES, EOS_ID, SPECIALS, decode, encode, train_tokenizer
 from soul.chat_log import ChatLog
@@ -169,3 +171,12 @@ def test_babyterm_chat_streams_whole_characters(
     history = ChatLog(baby.paths.chat).tail(10)
     assert [(h.role, h.text) for h in history] == [("you", "hello"), ("baby", REPLY)]
     assert all(h.reply_id and h.time > 0 and h.weights == "step 1" for h in history)
+
+
+def test_every_host_declares_what_the_speaker_needs(baby: Any) -> None:
+    observer = Observer(baby.options)
+    observer.wake()
+    saved = SavedBaby(baby.paths, revive(baby.paths), print)
+    for host in (baby, observer, saved):
+        assert isinstance(host, ChatHost), type(host).__name__
+    assert not isinstance(object(), ChatHost)
