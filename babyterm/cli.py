@@ -44,7 +44,7 @@ def _positive(cast: type) -> Any:
 
 # Options that may come before the subcommand or after it (`babyterm --baby notes train` and
 # `babyterm train --baby notes` mean the same). Every copy has a SUPPRESS default, so a copy left
-# out never overwrites one given elsewhere; the defaults are filled in once, by _settle.
+# out never overwrites one given elsewhere; the defaults are filled in once, by parse_args.
 SHARED: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
     "baby": (("--baby",), dict(help="which baby (default: baby)")),
     "home": (("--home",), dict(help="where babies live (default: $BABYTERM_HOME or the user data folder)")),
@@ -114,9 +114,12 @@ COMMAND_DEFAULTS: dict[str, dict[str, Any]] = {"chat": {"seed": None}, "adopt": 
 TOP = "top_"  # the dest prefix of the copies given before the subcommand
 
 
-def _shared(p: argparse.ArgumentParser, names: tuple[str, ...], prefix: str = "") -> None:
+def _shared(
+    p: argparse.ArgumentParser, names: tuple[str, ...], prefix: str = "", helps: dict[str, str] | None = None
+) -> None:
     for name in names:
         flags, spec = SHARED[name]
+        spec = {**spec, "help": (helps or {}).get(name, spec["help"])}
         p.add_argument(*flags, dest=prefix + name, default=argparse.SUPPRESS, **spec)
 
 
@@ -184,7 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     adopt = sub.add_parser("adopt", help="adopt a llama2.c model.bin or an exported folder as a new baby")
     adopt.add_argument("path", help="model.bin (tokenizer.bin beside it), or a folder")
-    _shared(adopt, TAKES["adopt"])  # --baby: the new baby's name (default: from the path)
+    _shared(adopt, TAKES["adopt"], helps={"baby": "the new baby's name (default: from the path)"})
     return parser
 
 
