@@ -19,7 +19,7 @@ import dataclasses
 import hashlib
 import json
 import math
-import shutil
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -424,8 +424,8 @@ def _encode(
             write_atomic(
                 val, lambda tmp: counted.append(_encode_stream(val_lib, tok, dtype, tmp, progress)[0])
             )
-            m.train_tokens, m.val_tokens = total, counted[0]
-            write_atomic(train, lambda tmp: shutil.copyfile(stream, tmp))
+            m.train_tokens, m.val_tokens, m.val_source = total, counted[0], val_lib.fingerprint
+            write_atomic(train, lambda tmp: os.replace(stream, tmp))  # the whole stream is learned
         elif want.split == "tail":
             cuts = tail_cuts(lengths, held_out_documents(lib.sizes(), 1 / want.val_every), 1 / want.val_every)
             m.val_tokens = sum(end - cut for _, cut, end in cuts)

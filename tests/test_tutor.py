@@ -239,3 +239,36 @@ def test_one_baby_one_trainer(small_library: Path) -> None:
     third.options.steps = 1
     third.run()
     assert third.step == first.step + 1
+
+
+def test_evaluate_scores_the_held_out_tail_without_dropout(tmp_path: Path, small_library: Path) -> None:
+    """bits/byte = nats over every scored held-out token / ln 2 / the UTF-8 bytes of that text."""
+    import math
+
+    import numpy as np
+
+    from school import tokenizer as T
+
+    tutor = make_tutor(small_library, eval_batches=1000)
+    tutor.brain_overrides = {**TINY_BRAINS["transformer"], "dropout": 0.5}
+    tutor.prepare()
+    tutor.train_step()
+    first, again = tutor.evaluate(), tutor.evaluate()
+    assert tutor.model.config.dropout == 0.5
+    assert first.val_bpb == again.val_bpb and tutor.model.training  # eval mode inside, train after
+    lb, width = tutor.librarian, tutor.block_size
+    text = small_library.read_text(encoding="utf-8")
+    ids = [T.BOS_ID, *lb.encode(text), T.EOS_ID]
+    tail = np.asarray(ids[len(ids) - max(1, math.floor(len(ids) * 0.1)) :])
+    np.testing.assert_array_equal(lb.val, tail)  # the library's own last 10%, never trained on
+    count = (len(tail) - 1) // width
+    nats = 0.0
+    tutor.model.eval()
+    with torch.no_grad():
+        for w in range(count):
+            window = torch.from_numpy(tail[w * width : (w + 1) * width + 1].astype(np.int64))[None]
+            logp = torch.log_softmax(tutor.model(window[:, :-1])[0][0].float(), -1)
+            nats -= logp.gather(1, window[0, 1:, None]).sum().item()
+    scored = lb.decode(tail[1 : count * width + 1].tolist(), continuation=True)
+    assert scored in text
+    assert first.val_bpb == pytest.approx(nats / math.log(2) / len(scored.encode("utf-8")), rel=1e-4)
