@@ -10,6 +10,7 @@ from tokenizers import Tokenizer
 from brain import Brain
 from school.events import Event
 from soul.chat_log import ChatLog
+from soul.record import BabyRecord
 
 
 @runtime_checkable
@@ -31,6 +32,11 @@ class ChatHost(Protocol):
 
     @property
     def step(self) -> int: ...
+
+    @property
+    def record(self) -> BabyRecord:
+        """Its birth record: the brain, and the conventions its prompts follow (`<s>` first or not)."""
+        ...
 
     @property
     def weights(self) -> str:

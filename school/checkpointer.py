@@ -42,8 +42,10 @@ class Checkpointer:
         save_minutes: float,
         milestone_keep: int,
         clock: Callable[[], float] = time.monotonic,
+        warn: Callable[[str], None] = lambda message: None,
     ) -> None:
         self.paths, self.model, self.optimizer, self.device = paths, model, optimizer, device
+        self.warn = warn  # what is found wrong along the way (a damaged milestone manifest)
         self.save_minutes, self.milestone_keep, self.clock = save_minutes, milestone_keep, clock
         self.last_save = clock()
 
@@ -92,7 +94,7 @@ class Checkpointer:
         t0 = time.perf_counter()
         try:
             path = save_milestone(
-                self.paths.milestones, step, ckpt.model_tensors(self.model), self.milestone_keep
+                self.paths.milestones, step, ckpt.model_tensors(self.model), self.milestone_keep, self.warn
             )
         except Exception as e:
             return ErrorEvent(step, f"milestone not saved: {e}")

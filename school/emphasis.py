@@ -7,6 +7,8 @@ import re
 
 from tokenizers import Tokenizer
 
+from school.tokenizer import BOS_ID
+
 _MARK = re.compile(r"\*([^*\n]+)\*")
 
 
@@ -28,13 +30,16 @@ def parse_marks(text: str) -> tuple[str, list[tuple[int, int]]]:
 
 
 def emphasis_bias(
-    tokenizer: Tokenizer, text: str, spans: list[tuple[int, int]], strength: float
+    tokenizer: Tokenizer, text: str, spans: list[tuple[int, int]], strength: float, bos: bool = False
 ) -> tuple[list[int], list[float]]:
     """Token ids of `text` and a log-weight per token: log(strength) where it overlaps a marked span.
 
-    A strength of 2 doubles the (unnormalised) attention each marked token receives.
+    A strength of 2 doubles the (unnormalised) attention each marked token receives. With `bos`,
+    the ids start with <s> (weight 0), as the baby's training documents do.
     """
     enc = tokenizer.encode(text, add_special_tokens=False)
     boost = math.log(strength) if strength > 0 else 0.0
     bias = [boost if any(s < end and start < e for s, e in spans) else 0.0 for start, end in enc.offsets]
+    if bos:
+        return [BOS_ID, *enc.ids], [0.0, *bias]
     return list(enc.ids), bias

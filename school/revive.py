@@ -78,6 +78,10 @@ class SavedBaby:
         )
         self.chat_log = ChatLog(paths.chat)
 
+    @property
+    def record(self) -> BabyRecord:
+        return self.baby.record
+
     def emit(self, event: Event) -> None:
         if isinstance(event, ErrorEvent):
             self._warn(event.message)

@@ -103,7 +103,9 @@ class Speaker:
         self._history("you", raw, command.id, weights)
         text, spans = parse_marks(raw)
         ids, bias = (
-            emphasis_bias(h.tokenizer, text + "\n", spans, command.emphasis) if text.strip() else ([], [])
+            emphasis_bias(h.tokenizer, text + "\n", spans, command.emphasis, bos=h.record.bos_prompt)
+            if text.strip()
+            else ([], [])
         )
         kept_ids, pieces, tokens, attention = list(ids), [], [], []
         stream = self.stream()

@@ -53,6 +53,7 @@ from soul.jsonl import append_jsonl
 from soul.lock import BabyLock
 from soul.milestones import is_milestone, load_milestone
 from soul.paths import BabyPaths, baby_paths
+from soul.record import BabyRecord
 from soul.resume_state import ResumeState
 
 Subscriber = Callable[[Event], None]
@@ -185,6 +186,7 @@ class Tutor:
             room.device,
             save_minutes=self.syllabus.save_minutes,
             milestone_keep=self.syllabus.milestone_keep,
+            warn=self.warn,
         )
         self.val_batches = [
             (x.to(room.device), y.to(room.device))
@@ -212,6 +214,10 @@ class Tutor:
     @property
     def weights(self) -> str:
         return f"live (step {self.step})"
+
+    @property
+    def record(self) -> BabyRecord:
+        return self.room.record
 
     def interrupts(self, reply_id: str) -> bool:
         return self.inbox.interrupts(reply_id)

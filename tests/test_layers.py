@@ -158,7 +158,6 @@ def test_layers_only_look_down_and_only_babyterm_draws(graph: dict[str, list[Imp
     assert layer_violations(graph) == []
 
 
-@pytest.mark.xfail(strict=False, reason="h1 removes the speaker-tutor cycle")
 def test_no_import_cycles(graph: dict[str, list[Import]]) -> None:
     assert cycles(graph) == []
 

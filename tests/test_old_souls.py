@@ -15,6 +15,7 @@ from school.commands import Chat
 from school.events import ChatEvent, Event
 from school.options import TrainOptions
 from school.revive import revive
+from school.tokenizer import BOS_ID
 from school.tutor import Tutor
 from soul import checkpoint as ckpt
 from soul.milestones import list_milestones, load_milestone
@@ -134,3 +135,11 @@ def test_unknown_fields_are_kept(old: BabyPaths) -> None:
     record = BabyRecord.load(old)
     record.save(old)
     assert json.loads(old.config.read_text(encoding="utf-8")) == data
+
+
+def test_its_prompts_keep_its_own_convention_no_bos(old: BabyPaths, library: Path) -> None:
+    tutor = Tutor(TrainOptions(baby="old", library=str(library), threads=1, device="cpu", precision="fp32"))
+    tutor.prepare()
+    assert not tutor.record.bos_prompt
+    tutor.handle(Chat(id="r8", text="First Citizen:", max_tokens=3, temperature=0))
+    assert BOS_ID not in tutor.speaker.insights["r8"]["ids"]

@@ -14,6 +14,7 @@ import torch
 from school.commands import CancelChat, Chat, Correct, Pause, Resume, Save, Stop
 from school.events import ChatEvent, EvalEvent, Event, GuessEvent, SaveEvent, StateEvent, StepEvent
 from school.options import TrainOptions
+from school.tokenizer import BOS_ID
 from school.tutor import Tutor
 from soul.jsonl import read_jsonl
 from soul.paths import SoulError
@@ -272,3 +273,12 @@ def test_evaluate_scores_the_held_out_tail_without_dropout(tmp_path: Path, small
     scored = lb.decode(tail[1 : count * width + 1].tolist(), continuation=True)
     assert scored in text
     assert first.val_bpb == pytest.approx(nats / math.log(2) / len(scored.encode("utf-8")), rel=1e-4)
+
+
+def test_a_new_babys_prompts_start_with_bos_as_its_documents_do(small_library: Path) -> None:
+    tutor = make_tutor(small_library)
+    tutor.prepare()
+    assert tutor.record.bos_prompt
+    tutor.handle(Chat(id="b1", text="To be, or not", max_tokens=3, temperature=0))
+    ids = tutor.speaker.insights["b1"]["ids"]
+    assert ids[0] == BOS_ID and ids[1:].count(BOS_ID) == 0
