@@ -299,7 +299,7 @@ class Transformer(Brain):
             cache.weights = self._decode_weights()
         layers, head = cache.weights
         nh, nkv, hs, C, eps = cfg.n_heads, cfg.n_kv_heads, cfg.head_size, cfg.dim, cfg.norm_eps
-        x = self.tok_embeddings(tokens)  # (B, 1, C)
+        x = F.embedding(tokens, self.tok_embeddings.weight)  # (B, 1, C)
         x = x + self._pixel_shift(pixel, B, x, cache)
         rope = self.rope[start : start + 1]
         mask = _attention_mask(start, 1, key_bias, need_weights, x.device)
@@ -315,7 +315,7 @@ class Transformer(Brain):
             x = x + (F.silu(gate) * up) @ w2
             attentions.append(w)
         cache.pos += 1
-        h = self.norm(x)
+        h = F.rms_norm(x, (C,), self.norm.weight, eps)
         return h @ head, self.pixel_head(h), attentions
 
     def _decode_weights(self) -> tuple[list[tuple[torch.Tensor, ...]], torch.Tensor]:
