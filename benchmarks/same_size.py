@@ -88,6 +88,38 @@ def tokens_per_s(step: Callable[[], None], seconds: float) -> float:
     return n * BATCH * BLOCK / elapsed
 
 
+def flops_per_token(dim: int, layers: int, vocab: int, hidden: int) -> float:
+    """Training FLOPs per token, PaLM's count: 6 x matmul weights + 12 x layers x dim x window."""
+    per_layer = 4 * dim * dim + 3 * dim * hidden  # wqkv + wo, and the feed-forward's matrices
+    return 6 * (layers * per_layer + vocab * dim) + 12 * layers * dim * BLOCK
+
+
+def matmul_peak(dtype: torch.dtype, rows: int, dim: int, hidden: int, seconds: float = 0.5) -> float:
+    """FLOP/s of a plain (rows, dim) x (dim, hidden) matmul in `dtype`: the ceiling at the step's shapes."""
+    x, w = torch.randn(rows, dim).to(dtype), torch.randn(dim, hidden).to(dtype)
+    for _ in range(3):
+        x @ w
+    n, start = 0, time.perf_counter()
+    while (elapsed := time.perf_counter() - start) < seconds:
+        x @ w
+        n += 1
+    return n * 2 * rows * dim * hidden / elapsed
+
+
+def cpu_flags() -> str:
+    try:
+        flags = set(Path("/proc/cpuinfo").read_text().split("flags")[1].split("\n")[0].split())
+    except (OSError, IndexError):
+        flags = set()
+    return (
+        " ".join(f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile") if f in flags) or "?"
+    )
+
+
+def spread(values: list[float]) -> str:
+    return f"median {statistics.median(values):,.0f} (range {min(values):,.0f}-{max(values):,.0f})"
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rounds", type=int, default=5)
@@ -97,23 +129,45 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    precision = resolve_precision(args.precision, torch.device("cpu"))
-    ours, theirs = babyterm_step(precision), nanogpt_step()
+    cfg = preset_config("transformer", "tiny", VOCAB, max_seq_len=BLOCK)
+    rows = BATCH * BLOCK
+    precision = resolve_precision(args.precision, torch.device("cpu"), (rows, cfg.dim, cfg.hidden_dim))
+    steps = {"nanoGPT fp32": nanogpt_step(), "babyterm fp32": babyterm_step("fp32")}
+    if precision == "bf16":
+        steps["babyterm bf16"] = babyterm_step("bf16")
     print(
-        f"same-size: CPU {torch.backends.cpu.get_cpu_capability()}, {args.threads} threads, "
-        f"babyterm in {precision}, nanoGPT in fp32",
+        f"same-size: CPU {torch.backends.cpu.get_cpu_capability()} ({cpu_flags()}), {args.threads} threads, "
+        f"--precision {args.precision} resolves to {precision}",
         flush=True,
     )
-    ratios = []
+    measured: dict[str, list[float]] = {name: [] for name in steps}
     for r in range(args.rounds):
-        a, b = tokens_per_s(theirs, args.seconds), tokens_per_s(ours, args.seconds)
-        ratios.append(b / a)
-        print(
-            f"round {r + 1}: nanoGPT {a:,.0f} tokens/s, babyterm {b:,.0f} tokens/s ({b / a:.2f}x)", flush=True
-        )
+        for name, step in steps.items():
+            measured[name].append(tokens_per_s(step, args.seconds))
+        print(f"round {r + 1}: " + ", ".join(f"{n} {v[-1]:,.0f}" for n, v in measured.items()), flush=True)
+    theirs = statistics.median(measured["nanoGPT fp32"])
+    ours_flops = flops_per_token(cfg.dim, cfg.n_layers, VOCAB, cfg.hidden_dim)
+    nano_flops = flops_per_token(128, 4, VOCAB, 4 * 128 * 2 // 3)  # nanoGPT's 4x MLP: same matmul weights
+    peaks = {
+        dtype_name: matmul_peak(dtype, rows, cfg.dim, 4 * cfg.dim)
+        for dtype_name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16))
+    }
     print(
-        f"same-size: babyterm / nanoGPT tokens/s, median of {args.rounds} rounds: "
-        f"{statistics.median(ratios):.2f}x"
+        f"matmul peak at ({rows}, {cfg.dim}) x ({cfg.dim}, {4 * cfg.dim}): "
+        + ", ".join(f"{k} {v / 1e9:,.0f} GFLOP/s" for k, v in peaks.items())
+    )
+    for name, values in measured.items():
+        flops = nano_flops if name.startswith("nanoGPT") else ours_flops
+        peak = peaks["bf16" if name.endswith("bf16") else "fp32"]
+        share = statistics.median(values) * flops / peak
+        print(
+            f"{name}: tokens/s {spread(values)}, {statistics.median(values) / theirs:.2f}x nanoGPT, "
+            f"{share:.0%} of the {name.split()[-1]} matmul peak"
+        )
+    ratios = [b / a for a, b in zip(measured["nanoGPT fp32"], measured[f"babyterm {precision}"], strict=True)]
+    print(
+        f"same-size: babyterm ({precision}) / nanoGPT tokens/s, median of {args.rounds} interleaved rounds: "
+        f"{statistics.median(ratios):.2f}x (range {min(ratios):.2f}-{max(ratios):.2f})"
     )
     return 0
 

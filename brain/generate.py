@@ -148,16 +148,20 @@ def _draw(
     """choose() and describe() of one row (V,) in a handful of device ops and one read-back."""
     logits = logits.float()
     shaped = penalise(logits, s, seen)
+    top_ids = None
     if s.temperature <= 0:
         token = torch.argmax(shaped).view(1)
     else:
         values, ids = candidates(shaped, s)
         token = ids[sample(values.softmax(-1), generator)]
+        if seen is None and ids.numel() >= 5:  # unpenalised, so the candidates lead with the top 5
+            top_ids = ids[:5]
     probs = logits.softmax(-1)
-    top = torch.topk(probs, min(5, probs.numel()))
-    k = top.values.numel()
+    if top_ids is None:
+        top_ids = torch.topk(probs, min(5, probs.numel())).indices
+    k = top_ids.numel()
     # one read-back for all of it: ids below 2**24 are exact in float32
-    row = torch.cat((token.float(), probs[token], top.values, top.indices.float())).tolist()
+    row = torch.cat((token.float(), probs[token], probs[top_ids], top_ids.float())).tolist()
     values, top_ids = row[2 : 2 + k], [int(i) for i in row[2 + k :]]
     margin = values[0] - values[1] if k > 1 else values[0]
     return TokenChoice(int(row[0]), row[1], margin, tuple(zip(top_ids, values, strict=True)))

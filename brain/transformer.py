@@ -79,21 +79,17 @@ def rope_tables(head_size: int, max_len: int, base: float) -> tuple[torch.Tensor
     return angles.cos().float(), angles.sin().float()
 
 
-def rope_pairs(cos: torch.Tensor, sin: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The tables as apply_rope reads them, (T, 1, hs) each: (c0, c0, c1, ...) and (-s0, s0, -s1, ...)."""
-    c = cos.repeat_interleave(2, dim=-1)
-    s = torch.stack((-sin, sin), dim=-1).flatten(-2)
-    return c.unsqueeze(1), s.unsqueeze(1)
+def apply_rope(x: torch.Tensor, rot: torch.Tensor) -> torch.Tensor:
+    """Rotate adjacent pairs (2j, 2j+1) as complex numbers. x: (B, T, h, hs); rot: (T, 1, hs/2) complex.
 
-
-def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate adjacent pairs (2j, 2j+1): (x0 c - x1 s, x1 c + x0 s). x: (B, T, h, hs); tables (T, 1, hs).
-
-    In real arithmetic from precomputed tables (rope_pairs): the pair-swapped x times the signed
-    sines, plus x times the cosines; the same rounding as the complex product, on every device.
+    One complex product forward and one backward: on CPU this measured ~5% faster per training
+    step than the same rotation in reals from cos/sin tables (which needs a pair swap).
     """
-    swapped = x.unflatten(-1, (-1, 2)).flip(-1).flatten(-2)  # (x1, x0, x3, x2, ...)
-    return (x * cos + swapped * sin).type_as(x)
+    pairs = x.float().unflatten(-1, (-1, 2))  # (B, T, h, hs/2, 2)
+    if x.device.type == "mps":  # complex kernels are patchy there; the same rotation in reals
+        x0, x1, c, s = pairs[..., 0], pairs[..., 1], rot.real, rot.imag
+        return torch.stack((x0 * c - x1 * s, x0 * s + x1 * c), dim=-1).flatten(-2).type_as(x)
+    return torch.view_as_real(torch.view_as_complex(pairs) * rot).flatten(-2).type_as(x)
 
 
 class KVCache:
@@ -146,6 +142,12 @@ def attend(
 
     q (B, nh, T, hs); k, v (B, nkv, T, hs) -> (B, nh, T, hs), and the weights with need_weights.
     """
+    if q.device.type == "cpu" and q.dtype == torch.bfloat16:
+        # under bf16 autocast: the CPU's bf16 flash-attention backward is ~5x slower than fp32's,
+        # and attention is a small share of the step's flops, so it runs in fp32
+        with torch.autocast("cpu", enabled=False):  # autocast would send sdpa back to bf16
+            y, weights = attend(q.float(), k.float(), v.float(), cache, mask, need_weights, dropout)
+        return y.to(torch.bfloat16), weights
     nh, nkv, T, hs = q.size(1), k.size(1), q.size(2), q.size(3)
     if cache is not None:
         ck, cv, start = cache
@@ -176,7 +178,7 @@ class Attention(nn.Module):
     def forward(
         self,
         x: torch.Tensor,
-        rope: tuple[torch.Tensor, torch.Tensor],
+        rope: torch.Tensor,
         cache: tuple[torch.Tensor, torch.Tensor, int] | None = None,
         mask: torch.Tensor | None = None,
         need_weights: bool = False,
@@ -185,7 +187,7 @@ class Attention(nn.Module):
         nh, nkv, hs = self.n_heads, self.n_kv_heads, self.hs
         qkv = self.wqkv(x)  # (B, T, (nh + 2 nkv) hs)
         # q and k sit side by side in wqkv's output: one rotation for both
-        qk = apply_rope(qkv[..., : (nh + nkv) * hs].view(B, T, nh + nkv, hs), *rope).transpose(1, 2)
+        qk = apply_rope(qkv[..., : (nh + nkv) * hs].view(B, T, nh + nkv, hs), rope).transpose(1, 2)
         q, k = qk.split([nh, nkv], dim=1)  # (B, nh, T, hs), (B, nkv, T, hs)
         v = qkv[..., (nh + nkv) * hs :].view(B, T, nkv, hs).transpose(1, 2)
         y, weights = attend(q, k, v, cache, mask, need_weights, self.dropout if self.training else 0.0)
@@ -236,9 +238,7 @@ class Transformer(Brain):
             self.output.weight = self.tok_embeddings.weight
         self.pixel_head = PixelHead(cfg.dim)
         cos, sin = rope_tables(cfg.head_size, cfg.max_seq_len, cfg.rope_base)
-        c, s = rope_pairs(cos, sin)
-        self.register_buffer("rope_cos", c, persistent=False)  # (T, 1, hs)
-        self.register_buffer("rope_sin", s, persistent=False)
+        self.register_buffer("rope", torch.complex(cos, sin).unsqueeze(1), persistent=False)  # (T, 1, hs/2)
         self.apply(self._init_weights)
         for name, p in self.named_parameters():  # GPT-2's scaled init of residual projections
             if name.endswith(("wo.weight", "w2.weight")):
@@ -261,7 +261,7 @@ class Transformer(Brain):
             raise ValueError(f"window of {start + T} tokens exceeds max_seq_len {self.config.max_seq_len}")
         x = self.tok_embeddings(tokens)  # (B, T, C)
         x = x + self._pixel_shift(pixel, B, x, cache)
-        rope = (self.rope_cos[start : start + T], self.rope_sin[start : start + T])
+        rope = self.rope[start : start + T]
         mask = _attention_mask(start, T, key_bias, need_weights, x.device)
         attentions = []
         for i, layer in enumerate(self.layers):
@@ -299,14 +299,14 @@ class Transformer(Brain):
             cache.weights = self._decode_weights()
         layers, head = cache.weights
         nh, nkv, hs, C, eps = cfg.n_heads, cfg.n_kv_heads, cfg.head_size, cfg.dim, cfg.norm_eps
-        x = self.tok_embeddings(tokens)  # (B, 1, C)
+        x = F.embedding(tokens, self.tok_embeddings.weight)  # (B, 1, C)
         x = x + self._pixel_shift(pixel, B, x, cache)
-        rope = (self.rope_cos[start : start + 1], self.rope_sin[start : start + 1])
+        rope = self.rope[start : start + 1]
         mask = _attention_mask(start, 1, key_bias, need_weights, x.device)
         attentions = []
         for i, (n1, wqkv, wo, n2, w13, w2) in enumerate(layers):
             qkv = F.rms_norm(x, (C,), n1, eps) @ wqkv
-            qk = apply_rope(qkv[..., : (nh + nkv) * hs].view(B, 1, nh + nkv, hs), *rope).transpose(1, 2)
+            qk = apply_rope(qkv[..., : (nh + nkv) * hs].view(B, 1, nh + nkv, hs), rope).transpose(1, 2)
             q, k = qk.split([nh, nkv], dim=1)
             v = qkv[..., (nh + nkv) * hs :].view(B, 1, nkv, hs).transpose(1, 2)
             y, w = attend(q, k, v, (cache.k[i], cache.v[i], start), mask, need_weights)
@@ -315,7 +315,7 @@ class Transformer(Brain):
             x = x + (F.silu(gate) * up) @ w2
             attentions.append(w)
         cache.pos += 1
-        h = self.norm(x)
+        h = F.rms_norm(x, (C,), self.norm.weight, eps)
         return h @ head, self.pixel_head(h), attentions
 
     def _decode_weights(self) -> tuple[list[tuple[torch.Tensor, ...]], torch.Tensor]:

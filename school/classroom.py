@@ -14,6 +14,7 @@ import torch
 
 from brain import BRAIN_NAMES, preset_config
 from brain.presets import PRESET_NAMES
+from school import precision as probe
 from school.librarian import Librarian
 from school.options import PRECISIONS, TrainOptions
 from school.syllabus import SYLLABI, Syllabus
@@ -43,24 +44,36 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def cpu_has_native_bf16() -> bool:
-    """AVX-512 BF16 or AMX: bf16 matmuls several times faster than fp32 (without them, far slower)."""
-    # private torch helpers (present since 2.3); a torch without them is taken to have neither
-    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-    return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
-
-
-def resolve_precision(name: str, device: torch.device) -> str:
-    """auto: bf16 autocast where the hardware does bf16 natively (CUDA, AVX-512 BF16/AMX CPUs), else fp32."""
+def check_precision(name: str) -> None:
     if name not in PRECISIONS:
         raise SoulError(f"unknown precision {name!r}: choose {', '.join(PRECISIONS)}")
+
+
+def resolve_precision(name: str, device: torch.device, shape: tuple[int, int, int] | None = None) -> str:
+    """auto: bf16 autocast where it is native and, on a CPU, measured faster; else fp32.
+
+    shape: (rows, dim, hidden) of the step's widest matmul, rows = batch x window; a CPU with
+    native bf16 (AVX-512 BF16 or AMX) takes bf16 when a short probe at that shape finds it
+    clearly faster (school/precision.py). Without a shape, a native-bf16 CPU takes bf16.
+    """
+    check_precision(name)
     if name != "auto":
         return name
     if device.type == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
     if device.type == "cpu":
-        return "bf16" if cpu_has_native_bf16() else "fp32"
+        if shape is None:
+            return "bf16" if probe.cpu_has_native_bf16() else "fp32"
+        return "bf16" if probe.cpu_prefers_bf16(*shape) else "fp32"
     return "fp32"  # MPS: bf16 autocast support depends on the macOS version
+
+
+def step_shape(record: BabyRecord, syllabus: Syllabus) -> tuple[int, int, int]:
+    """(rows, dim, hidden) of a brain's widest training matmul, for the precision probe."""
+    brain = record.brain
+    dim = int(brain.get("dim") or brain.get("embed_dim") or 128)
+    hidden = int(brain.get("hidden_dim") or brain.get("n_neurons") or 4 * dim)
+    return syllabus.batch_size * int(brain["max_seq_len"]), dim, hidden
 
 
 @dataclass
@@ -121,7 +134,7 @@ def open_classroom(
     """
     paths = baby_paths(options.baby, options.home)
     device = resolve_device(options.device)
-    precision = resolve_precision(options.precision, device)
+    check_precision(options.precision)  # before a birth: a bad name costs nothing
     if device.type == "cpu":
         torch.set_num_threads(options.threads or max(1, min(8, os.cpu_count() or 1)))
     if paths.exists():
@@ -151,7 +164,8 @@ def open_classroom(
             raise SoulError(f"baby {paths.name!r} does not exist yet (the lead rank should have made it)")
         record, librarian = _give_birth(paths, options, brain_overrides, device, progress, warn)
     syllabus = Syllabus.from_dict({**record.syllabus, **syllabus_overrides})
-    return Classroom(paths, record, librarian, syllabus, device, precision)
+    chosen = resolve_precision(options.precision, device, step_shape(record, syllabus))
+    return Classroom(paths, record, librarian, syllabus, device, chosen)
 
 
 def _give_birth(paths, options, brain_overrides, device, progress, warn) -> tuple[BabyRecord, Librarian]:

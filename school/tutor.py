@@ -249,18 +249,30 @@ class Tutor:
             loss = lm_loss + syl.pixel_weight * pixel_loss
         with self.counsellor.time("backward"):
             self.optimizer.zero_grad(set_to_none=True)
-            if not math.isfinite(loss_v := float(loss.detach())):
-                return self._skip("loss", loss_v)
             loss.backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), syl.grad_clip)
-            if not math.isfinite(gn_v := float(grad_norm)):
-                self.optimizer.zero_grad(set_to_none=True)
-                return self._skip("gradient norm", gn_v)
-            self.optimizer.step()
-        self._bad_streak = 0
+            # the guard stays on the device: a fused AdamW skips its update (and its step count)
+            # when found_inf is 1, so a non-finite step never reaches the weights without the host
+            # waiting for the loss first; other optimizers are guarded on the host
+            finite = torch.isfinite(loss.detach()) & torch.isfinite(grad_norm)
+            if self.optimizer.defaults.get("fused"):
+                self.optimizer.found_inf = (~finite).float()
+                self.optimizer.step()
+            elif bool(finite):
+                self.optimizer.step()
         # every 8th position is plenty for a running accuracy, at 1/8 of the argmax's cost
         accuracy = (logits.detach()[:, ::8].argmax(-1) == y[:, ::8]).float().mean()
-        loss_v, acc_v = torch.stack([lm_loss.detach(), accuracy]).tolist()
+        # one read-back per step, after the whole step is queued
+        loss_v, acc_v, gn_v, total_v = torch.stack(
+            [lm_loss.detach(), accuracy, grad_norm.detach().float(), loss.detach().float()]
+        ).tolist()
+        if not math.isfinite(total_v):
+            self.optimizer.zero_grad(set_to_none=True)
+            return self._skip("loss", total_v)
+        if not math.isfinite(gn_v):
+            self.optimizer.zero_grad(set_to_none=True)
+            return self._skip("gradient norm", gn_v)
+        self._bad_streak = 0
         reading = self.metabolism.update(loss_v, acc_v, self.step, self.clock())
         self.pixel = pixel_pred.detach().float().mean(0)  # what it felt is what it feels next
         self.pixel_target = torch.tensor(reading.rgb, device=self.room.device)

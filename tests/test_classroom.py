@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from school import classroom
+from school import precision
 from school.classroom import resolve_device, resolve_precision
 from soul.paths import SoulError
 
@@ -33,10 +33,28 @@ def test_auto_precision_takes_bf16_only_where_the_cpu_has_it(
     monkeypatch: pytest.MonkeyPatch, native: bool
 ) -> None:
     # without native bf16 (AVX2 only) a bf16 matmul is ~100x slower than fp32, so auto must not take it
-    monkeypatch.setattr(classroom, "cpu_has_native_bf16", lambda: native)
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: native)
+    monkeypatch.setattr(precision, "matmul_speedup", lambda *shape: 4.0)
     assert resolve_precision("auto", torch.device("cpu")) == ("bf16" if native else "fp32")
+    assert resolve_precision("auto", torch.device("cpu"), (64, 32, 96)) == ("bf16" if native else "fp32")
     assert resolve_precision("fp32", torch.device("cpu")) == "fp32"
     assert resolve_precision("bf16", torch.device("cpu")) == "bf16"
+
+
+@pytest.mark.parametrize("speedup", [1.1, 3.0])
+def test_auto_precision_follows_the_measured_speed(monkeypatch: pytest.MonkeyPatch, speedup: float) -> None:
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: True)
+    asked = []
+    monkeypatch.setattr(precision, "matmul_speedup", lambda *shape: asked.append(shape) or speedup)
+    chosen = resolve_precision("auto", torch.device("cpu"), (2048, 128, 384))
+    assert chosen == ("bf16" if speedup >= precision.BF16_MARGIN else "fp32")
+    assert asked[0][:3] == (2048, 128, 384)  # probed at the model's own shape
+
+
+def test_the_probe_measures_a_positive_speedup() -> None:
+    precision.matmul_speedup.cache_clear()
+    assert precision.matmul_speedup(16, 8, 8, 1) > 0
+    assert precision.matmul_speedup.cache_info().misses == 1
 
 
 def test_auto_precision_on_gpus(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -221,3 +221,15 @@ def test_fast_draw_describes_like_describe() -> None:
     assert choice.id == reference.id and choice.prob == pytest.approx(reference.prob)
     assert [i for i, _ in choice.top] == [i for i, _ in reference.top]
     assert choice.margin == pytest.approx(reference.margin)
+
+
+def test_sampled_draw_reports_the_plain_top_five() -> None:
+    from brain.generate import _draw
+
+    logits = torch.randn(97)
+    probs = logits.softmax(-1)
+    for s in (Sampling(temperature=0.8, top_k=40), Sampling(temperature=1.3, top_k=None, min_p=0.01)):
+        choice = _draw(logits, s, None, torch.Generator().manual_seed(0))
+        assert [i for i, _ in choice.top] == torch.topk(probs, 5).indices.tolist()
+        assert [p for _, p in choice.top] == pytest.approx(torch.topk(probs, 5).values.tolist())
+        assert choice.prob == pytest.approx(float(probs[choice.id]))
