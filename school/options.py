@@ -26,8 +26,9 @@ class TrainOptions:
     threads: int | None = None
     """Torch CPU threads; None lets the tutor choose."""
     seed: int = 1337
-    compile: bool = False
-    """torch.compile the training step: no gain was measured on CPU; worth trying on CUDA."""
+    compile: str = "auto"
+    """torch.compile the training step: "on", "off" or "auto" (school.compiler: only where it was
+    measured to gain; no gain was measured on CPU, and no GPU was available to measure)."""
     vocab_size: int | None = None
     """Tokenizer size for a new baby (default 4200, like babyLLM); fixed for life after birth."""
     val_text: str | None = None

@@ -27,6 +27,7 @@ from school.checkpointer import Checkpointer
 from school.classroom import Classroom, open_classroom
 from school.cohort import Cohort, join_cohort
 from school.commands import Attend, CancelChat, Chat, Command, Correct, Pause, Resume, Save, Stop
+from school.compiler import maybe_compile
 from school.counsellor import Counsellor, RunLog, prune_logs
 from school.events import (
     ErrorEvent,
@@ -164,14 +165,20 @@ class Tutor:
         self.syllabus = room.syllabus
         self.paths = room.paths
         self.librarian = room.librarian
+        torch.manual_seed(self.options.seed)  # before the brain is built: its first weights follow the seed
         self.model = build_brain(config_from_dict(room.record.brain)).to(room.device)
-        self.learner = self.cohort.wrap(self.model, room.device)  # what the training step runs
-        if self.options.compile:
-            self.learner = torch.compile(self.learner)
+        self.learner = maybe_compile(  # what the training step runs
+            self.cohort.wrap(self.model, room.device),
+            self.options.compile,
+            room.device,
+            on_warmup=lambda s: self.emit(
+                ProgressEvent(self.step, "compile", 1.0, f"warm-up took {s:.1f} s")
+            ),
+            on_fallback=self.warn,
+        )
         self.optimizer = make_optimizer(self.model, self.syllabus, room.device)
         self.batch_gen = torch.Generator().manual_seed(self.options.seed + 1_000_003 * self.cohort.rank)
         self.rng = random.Random(self.options.seed)
-        torch.manual_seed(self.options.seed)
         self.metabolism = Metabolism()
         self.pixel = torch.full((3,), 0.5, device=room.device)
         self.pixel_target = torch.full((3,), 0.5, device=room.device)

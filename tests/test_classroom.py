@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from school import precision
+from school import classroom, precision
 from school.classroom import resolve_device, resolve_precision
 from soul.paths import SoulError
 

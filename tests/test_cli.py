@@ -168,7 +168,7 @@ def test_an_option_before_the_command_reaches_the_command(capsys) -> None:
         (["--library", "x", "chat", "hi"], ["--library", "chat"]),
         (["--threads", "2", "info"], ["--threads", "info"]),
         (["--baby", "b", "info"], ["--baby", "info"]),
-        (["--compile", "logs"], ["--compile", "logs"]),
+        (["--compile", "on", "logs"], ["--compile", "logs"]),
         (["--steps", "5", "train"], ["5"]),  # --steps belongs to train: after it
     ],
 )

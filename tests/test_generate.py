@@ -158,7 +158,7 @@ def test_chat_with_an_earlier_self_uses_its_weights(small_library: Path) -> None
     assert label == "milestone step 100"
     reference = build_brain(tutor.model.config.__class__(**tutor.model.config.__dict__))
     ckpt.load_model_tensors(reference, snapshot)
-    x = torch.randint(0, 300, (1, 12))
+    x = torch.randint(0, tutor.model.config.vocab_size, (1, 12))
     assert torch.equal(model(x)[0], reference(x)[0])
     assert not torch.equal(tutor.model(x)[0], reference(x)[0])  # ten more steps changed the live one
 

@@ -91,7 +91,7 @@ def test_bf16_autocast_learns_and_keeps_fp32_weights(tmp_path: Path, brain: str)
     tutor.prepare()
     assert json.loads(tutor.room.hello(tutor.model))["precision"] == "bf16"
     with tutor.room.autocast():  # the training forward really runs its matmuls in bf16
-        logits, _ = tutor.model(torch.randint(0, 300, (1, 8)))
+        logits, _ = tutor.model(torch.randint(0, tutor.model.config.vocab_size, (1, 8)))
     assert logits.dtype == torch.bfloat16
     losses = [tutor.train_step()["loss"] for _ in range(40)]
     assert sum(losses[-5:]) / 5 < 0.5 * sum(losses[:5]) / 5
@@ -129,7 +129,7 @@ def test_resume_is_exact(small_library: Path) -> None:
     for _ in range(7):
         a.train_step()
     a.save("manual")
-    x = torch.randint(0, 300, (2, 16))
+    x = torch.randint(0, a.model.config.vocab_size, (2, 16))
     logits_a = a.model(x)[0]
     next_a = a.train_step()
 
