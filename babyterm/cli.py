@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from brain import BRAIN_NAMES
+from school.commands import Chat
 from school.options import MAX_PROMPT_CHARS, PRECISIONS, TrainOptions
 from soul.paths import SoulError
 
@@ -157,12 +158,33 @@ def build_parser() -> argparse.ArgumentParser:
     _shared(chat, TAKES["chat"])
     chat.add_argument("prompt", nargs="?", default=None)
     chat.add_argument("--step", type=int, default=None, help="talk to the milestone of this step instead")
-    chat.add_argument("--max-tokens", type=int, default=120)
-    chat.add_argument("--temperature", type=float, default=0.8, help="0 is greedy and deterministic")
-    chat.add_argument("--top-k", type=int, default=40, help="0 turns it off")
-    chat.add_argument("--top-p", type=float, default=None)
-    chat.add_argument("--repetition-penalty", type=float, default=1.0)
-    chat.add_argument("--emphasis", type=float, default=2.0, help="strength for words marked *like this*")
+    asked = Chat(id="", text="")  # the defaults are the Chat command's, which are Sampling's
+    chat.add_argument("--max-tokens", type=int, default=asked.max_tokens)
+    chat.add_argument(
+        "--temperature", type=float, default=asked.temperature, help="0 is greedy and deterministic"
+    )
+    chat.add_argument("--top-k", type=int, default=asked.top_k, help="0 turns it off")
+    chat.add_argument("--top-p", type=float, default=asked.top_p)
+    chat.add_argument(
+        "--min-p", type=float, default=asked.min_p, help="drop tokens below this share of the likeliest"
+    )
+    chat.add_argument(
+        "--dynatemp-range",
+        type=float,
+        default=asked.dynatemp_range,
+        help="temperature ± this, higher when the baby is unsure (0 is off)",
+    )
+    chat.add_argument(
+        "--dynatemp-exp",
+        dest="dynatemp_exponent",
+        type=float,
+        default=asked.dynatemp_exponent,
+        help="how entropy maps to temperature (llama.cpp's dynatemp exponent)",
+    )
+    chat.add_argument("--repetition-penalty", type=float, default=asked.repetition_penalty)
+    chat.add_argument(
+        "--emphasis", type=float, default=asked.emphasis, help="strength for words marked *like this*"
+    )
 
     watch = sub.add_parser("watch", help="the app, following a baby that trains elsewhere (no training here)")
     _shared(watch, TAKES["watch"])
@@ -300,7 +322,6 @@ def cmd_chat(args: argparse.Namespace) -> int:
     import uuid
 
     from babyterm.printer import clean_text
-    from school.commands import Chat
     from school.revive import SavedBaby, revive
     from school.speaker import Speaker
     from soul.paths import baby_paths
@@ -329,6 +350,9 @@ def cmd_chat(args: argparse.Namespace) -> int:
             top_k=args.top_k,
             top_p=args.top_p,
             repetition_penalty=args.repetition_penalty,
+            min_p=args.min_p,
+            dynatemp_range=args.dynatemp_range,
+            dynatemp_exponent=args.dynatemp_exponent,
             seed=args.seed,
             emphasis=args.emphasis,
         )
