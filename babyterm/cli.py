@@ -12,6 +12,7 @@ from typing import Any
 from brain import BRAIN_NAMES
 from school.commands import Chat
 from school.options import MAX_PROMPT_CHARS, PRECISIONS, TrainOptions
+from school.rungs import DEFAULT_BRAINS, DEFAULT_PROMPT
 from soul.paths import SoulError
 
 USER_ERROR = 2
@@ -109,9 +110,14 @@ TAKES: dict[str | None, tuple[str, ...]] = {
     "info": ("home",),
     "export": COMMON,
     "adopt": COMMON,
+    "race": ("home", "library", "preset", "device", "threads", "seed"),
 }
 """The shared options each command takes; one given before a command that does not take it is refused."""
-COMMAND_DEFAULTS: dict[str, dict[str, Any]] = {"chat": {"seed": None}, "adopt": {"baby": None}}
+COMMAND_DEFAULTS: dict[str, dict[str, Any]] = {
+    "chat": {"seed": None},
+    "adopt": {"baby": None},
+    "race": {"preset": "tiny"},
+}
 TOP = "top_"  # the dest prefix of the copies given before the subcommand
 
 
@@ -157,6 +163,10 @@ def build_parser() -> argparse.ArgumentParser:
     chat = sub.add_parser("chat", help="talk to the saved baby (interactive without a prompt)")
     _shared(chat, TAKES["chat"])
     chat.add_argument("prompt", nargs="?", default=None)
+    chat.add_argument("--export", metavar="FILE.md", default=None, help="write the chat history as Markdown")
+    chat.add_argument(
+        "--since", default=None, help="with --export: only since a date (2026-12-01) or for a while (2h, 7d)"
+    )
     chat.add_argument("--step", type=int, default=None, help="talk to the milestone of this step instead")
     asked = Chat(id="", text="")  # the defaults are the Chat command's, which are Sampling's
     chat.add_argument("--max-tokens", type=int, default=asked.max_tokens)
@@ -210,6 +220,21 @@ def build_parser() -> argparse.ArgumentParser:
     adopt = sub.add_parser("adopt", help="adopt a llama2.c model.bin or an exported folder as a new baby")
     adopt.add_argument("path", help="model.bin (tokenizer.bin beside it), or a folder")
     _shared(adopt, TAKES["adopt"], helps={"baby": "the new baby's name (default: from the path)"})
+
+    race = sub.add_parser("race", help="race fresh babies of several brains on one library, fairly timed")
+    _shared(race, TAKES["race"], helps={"preset": "every racer's size (default: tiny)"})
+    race.add_argument(
+        "--minutes", type=_positive(float), default=2.0, help="the whole race's wall time (default: 2)"
+    )
+    race.add_argument(
+        "--brains",
+        default=",".join(DEFAULT_BRAINS),
+        help=f"comma-separated, from {', '.join(BRAIN_NAMES)} (default: all)",
+    )
+    race.add_argument(
+        "--prompt", default=DEFAULT_PROMPT, help=f"what each answers at the end (default: {DEFAULT_PROMPT!r})"
+    )
+    race.add_argument("--app", action="store_true", help="watch the race in the app's race view")
     return parser
 
 
@@ -278,6 +303,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_export(args)
         if args.command == "adopt":
             return cmd_adopt(args)
+        if args.command == "race":
+            return cmd_race(args)
         return cmd_app(args)
     except (SoulError, LibraryError) as e:
         print(f"babyterm: {e}", file=sys.stderr)
@@ -330,6 +357,10 @@ def cmd_chat(args: argparse.Namespace) -> int:
         print(f"babyterm: {message}", file=sys.stderr)
 
     paths = baby_paths(args.baby, args.home)
+    if args.export is not None:
+        return cmd_chat_export(args, paths, warn)
+    if args.since is not None:
+        raise SoulError("--since goes with --export FILE.md")
     baby = revive(paths, step=args.step)
     for w in baby.warnings:
         warn(w)
@@ -372,6 +403,17 @@ def cmd_chat(args: argparse.Namespace) -> int:
         if not text.strip():
             return 0
         answer(text)
+
+
+def cmd_chat_export(args: argparse.Namespace, paths: Any, warn: Any) -> int:
+    """`babyterm chat --export FILE.md`: the history as Markdown (school.transcript), no weights loaded."""
+    from school.transcript import export_baby_transcript
+
+    if args.prompt is not None:
+        raise SoulError("--export writes the history; it takes no prompt")
+    n = export_baby_transcript(paths, Path(args.export), args.since, warn=warn)
+    print(f"wrote {n} exchange{'s' if n != 1 else ''} with {paths.name} to {args.export}")
+    return 0
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
@@ -447,6 +489,24 @@ def cmd_export(args: argparse.Namespace) -> int:
     print(f"exported {paths.name} as {args.format} to {out}: {', '.join(f.name for f in files)}")
     if args.format == "gguf":
         print(f"for Ollama: ollama create {paths.name} -f {out / 'Modelfile'}")
+    return 0
+
+
+def cmd_race(args: argparse.Namespace) -> int:
+    """The race in the terminal (school.race through babyterm.race_printer), or in the app's view."""
+    options = dict(
+        preset=args.preset, device=args.device, threads=args.threads, seed=args.seed, prompt=args.prompt
+    )
+    library = _path_or_none(args.library)
+    if library is not None and not Path(library).exists():
+        raise SoulError(f"library not found: {library}")
+    if args.app:
+        from babyterm.race_app import run_race_app
+
+        return run_race_app(library, args.minutes, args.brains, args.home, **options)
+    from babyterm.race_printer import print_race
+
+    print_race(library, args.minutes, args.brains, args.home, sys.stdout, **options)
     return 0
 
 

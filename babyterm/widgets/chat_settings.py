@@ -178,6 +178,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("/step 1000", "talk to the baby as it was at that milestone"),
     ("/live", "talk to the live weights again"),
     ("/correct TEXT", "correct the last reply (it becomes training text)"),
+    ("/export chat.md", "write the whole chat history as Markdown (--since 2h: only lately)"),
     ("/help", "these commands, with the current values"),
 )
 """Every chat command with an example, for /help and the help screen."""
@@ -202,6 +203,7 @@ def help_lines(settings: ChatSettings, confidence: bool) -> str:
         ("/inspect", "look inside a reply"),
         ("/reset", "default sampling"),
         ("/correct T", "fix the last reply"),
+        ("/export F", "history to Markdown"),
     ]
     return "\n".join(f"{left:<11} {right}" for left, right in rows)
 
