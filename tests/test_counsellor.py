@@ -192,6 +192,17 @@ def test_filter_events(tmp_path: Path) -> None:
     assert [r["reason"] for r in filter_events(ALL_EVENTS, text="manual")] == ["manual"]
 
 
+def test_a_chat_reply_is_one_record_in_the_log(tmp_path: Path) -> None:
+    log = RunLog(tmp_path, run_id="chat")
+    for piece in ("the", " cat"):
+        log.write(ChatEvent(3, "r1", piece))
+    log.write(ChatEvent(3, "r1", "the cat", final=True, prompt="hi"))
+    records = list(read_log(log.path))
+    assert [(r["text"], r["final"]) for r in records] == [("the cat", True)]
+    older = [{"kind": "chat", "text": "the"}, {"kind": "chat", "text": "the cat", "final": True}]
+    assert [r["text"] for r in filter_events(older)] == ["the cat"]  # logs that kept every piece
+
+
 def test_prune_logs_keeps_the_newest_within_the_budget(tmp_path: Path) -> None:
     import os
 
