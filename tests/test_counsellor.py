@@ -29,6 +29,8 @@ from school.events import (
     GuessEvent,
     PixelEvent,
     ProgressEvent,
+    RaceAnswerEvent,
+    RacePointEvent,
     SaveEvent,
     ScribeEvent,
     StateEvent,
@@ -64,6 +66,8 @@ ALL_EVENTS: list[Event] = [
     StateEvent(7, "paused"),
     ProgressEvent(0, "tokenizer", 0.5, "merging"),
     ChatEvent(8, "r1", "hi [b]there[/b]\n", final=True, prompt="hello", tokens=[{"t": "hi", "p": 0.5}]),
+    RacePointEvent(9, "mlp", 1.5, 4.25),
+    RaceAnswerEvent(9, "mlp", "The", "the [cat]"),
 ]
 
 

@@ -128,6 +128,7 @@ def test_the_race_command_runs_two_tiny_brains(small_library, isolated_home, mon
     ("argv", "words"),
     [
         (["race", "--brains", "mlp,gpt"], ["unknown brain 'gpt'"]),
+        (["race", "--app", "--brains", "gpt"], ["unknown brain 'gpt'"]),  # before the app opens
         (["race", "--minutes", "0"], ["--minutes", "more than 0"]),
         (["race", "--minutes", "-2"], ["--minutes"]),
         (["race", "--baby", "x"], ["--baby"]),

@@ -166,7 +166,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("/topk 40", "sample from the k likeliest tokens; 0 = off"),
     ("/topp 0.9|off", "sample from the likeliest p of the probability mass"),
     ("/minp 0.05|off", "drop tokens less likely than this share of the likeliest"),
-    ("/dynatemp 0.5 1|off", "temperature ± range, higher when the baby is unsure; exponent shapes it"),
+    ("/dynatemp 0.5 1", "temperature ± range, higher when the baby is unsure (EXP shapes it; off)"),
     ("/rep 1.2", "repetition penalty; above 1 discourages repeats"),
     ("/max 200", "longest reply, in tokens"),
     ("/seed 42|off", "a fixed seed: the same message gets the same reply"),
