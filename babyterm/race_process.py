@@ -31,15 +31,22 @@ def race_main(settings: dict[str, Any], events: Any) -> None:
         events.put(event.to_dict())
 
     threading.Thread(target=_leave_with_the_app, daemon=True).start()
+    try:  # the output goes to a file before torch is imported: a warning must not reach the screen
+        home = resolve_home(settings.get("home"))
+        home.mkdir(parents=True, exist_ok=True)
+        out = open(home / "race.log", "a", buffering=1, encoding="utf-8")  # noqa: SIM115 (lives as long as the process)
+        sys.stdout = sys.stderr = out
+    except OSError as e:
+        put(ErrorEvent(0, f"cannot write the race's log: {e.strerror or e}", fatal=True))
+        put(StateEvent(0, "stopped", "error"))
+        events.close()
+        events.join_thread()
+        sys.exit(2)
     from school.librarian import LibraryError  # torch comes with it: in this process only
     from school.race import race
 
     code = 0
     try:
-        home = resolve_home(settings.get("home"))
-        home.mkdir(parents=True, exist_ok=True)
-        out = open(home / "race.log", "a", buffering=1, encoding="utf-8")  # noqa: SIM115 (lives as long as the process)
-        sys.stdout = sys.stderr = out  # never onto the app's screen
         race(
             **settings,
             on_point=lambda p: put(RacePointEvent(p.step, p.brain, p.seconds, p.val_bpb)),
