@@ -124,7 +124,7 @@ async def test_the_view_draws_every_curve_and_the_answers_side_by_side() -> None
         mlp, attention = (str(c.content) for c in cards)
         assert RUNG_NOTES["mlp"] in mlp and "answers: “the the [the]”" in mlp  # model text shown as written
         assert RUNG_NOTES["attention"] in attention and "“The cat”" in attention
-        assert cards[1].border_subtitle == "3.000 bits/byte after 60.1 s"
+        assert cards[1].border_subtitle == "3.000 bits/byte · 60.1 s"
         assert "race-mlp, race-attention" in str(screen.query_one("#race-title").content)
         await pilot.press("escape")
         await pilot.pause()

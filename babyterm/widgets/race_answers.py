@@ -48,7 +48,7 @@ class RaceAnswers(Horizontal):
 
     def score(self, brain: str, seconds: float, val_bpb: float) -> None:
         card = self.card(brain)
-        card.score = f"{val_bpb:.3f} bits/byte after {seconds:.1f} s"
+        card.score = f"{val_bpb:.3f} bits/byte · {seconds:.1f} s"  # short: four cards share a row
         card.show()
 
     def answered(self, brain: str, answer: str) -> None:
