@@ -15,19 +15,24 @@ from textual.worker import Worker, WorkerState
 
 from babyterm.link import ProcessLink, TrainerLink
 from babyterm.messages import TrainerCommand
+from babyterm.race_link import ProcessRaceLink, RaceLink, RaceSettings
 from babyterm.screens.help import HelpScreen
 from babyterm.screens.logs import LogsScreen
 from babyterm.screens.main import MainScreen
+from babyterm.screens.race import RaceScreen
 from babyterm.text import one_line
 from school.commands import Chat, Command, Pause, Resume, Save
 from school.events import ErrorEvent, Event, SaveEvent, StateEvent, TrainerState
 from school.options import TrainOptions
+from school.rungs import DEFAULT_BRAINS
 from soul.paths import BabyPaths, baby_paths
 
 POLL_HZ = 15
 """How often the app drains the trainer's events: smooth to the eye, and one batch per widget each time."""
 WARN_EVERY_S = 5.0
 """At most one warning toast this often."""
+RACE_MINUTES = 2.0
+"""The app's race: every rung gets a fair share of two minutes (`babyterm race` chooses its own)."""
 
 
 class BabytermApp(App[None]):
@@ -48,6 +53,13 @@ class BabytermApp(App[None]):
         Binding("l", "logs", "logs", tooltip="browse the logs of every run of every baby"),
         Binding("question_mark", "help", "help", key_display="?", tooltip="this list of keys"),
         Binding("r", "restart", "restart", tooltip="restart the trainer (after an error)"),
+        Binding(
+            "R",
+            "race",
+            "race",
+            show=False,  # the footer is full; the help screen and the palette list it
+            tooltip="race the ladder: fresh babies of every brain learn this library (pauses training)",
+        ),
         Binding("q", "quit", "quit", key_display="q/^c", tooltip="save, stop the trainer and quit"),
         # Priority, so it quits even from the chat Input, where Ctrl+C would copy.
         Binding(
@@ -67,6 +79,7 @@ class BabytermApp(App[None]):
         *,
         link_factory: Callable[[], TrainerLink] | None = None,
         chat_max_tokens: int = 120,
+        race_link_factory: Callable[[RaceSettings], RaceLink] = ProcessRaceLink,
     ) -> None:
         super().__init__()
         self.options = options
@@ -75,6 +88,7 @@ class BabytermApp(App[None]):
         # Made here, before App.run, so a ProcessLink sets up multiprocessing while stderr is still real.
         self.link = link if link is not None else self.link_factory()
         self.chat_max_tokens = chat_max_tokens
+        self.race_link_factory = race_link_factory
         self.quitting = 0  # quit presses so far: the first saves and stops, the third leaves at once
         self._warned_at = -WARN_EVERY_S
         self.restarting = False
@@ -190,6 +204,26 @@ class BabytermApp(App[None]):
         if not isinstance(self.screen, LogsScreen):
             self.push_screen(LogsScreen(self.paths.home))
 
+    def action_race(self) -> None:
+        """Race the ladder on this baby's library; the baby's own training pauses meanwhile."""
+        if isinstance(self.screen, RaceScreen):
+            return
+        paused = False
+        if self.trainer_state in (TrainerState.TRAINING, TrainerState.STARTING, "resuming…"):
+            paused = self.send(Pause())
+            if paused:
+                self.trainer_state = "pausing…"
+        o = self.options
+        settings = RaceSettings(
+            o.library, RACE_MINUTES, DEFAULT_BRAINS, o.home, device=o.device, threads=o.threads
+        )
+
+        def back(_: None = None) -> None:
+            if paused and self.trainer_state in (TrainerState.PAUSED, "pausing…") and self.send(Resume()):
+                self.trainer_state = "resuming…"
+
+        self.push_screen(RaceScreen(self.race_link_factory(settings)), back)
+
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen())
@@ -256,6 +290,11 @@ class BabytermApp(App[None]):
             "Inspect a reply", "Each token's alternatives and what it looked at (i)", self.action_inspect
         )
         yield SystemCommand("Logs", "Browse the logs of every run of every baby", self.action_logs)
+        yield SystemCommand(
+            "Race the ladder",
+            "Fresh babies of every brain learn this library side by side (R; pauses training)",
+            self.action_race,
+        )
         yield SystemCommand("Help", "Every key, and the chat commands", self.action_help)
         yield SystemCommand(
             "Restart trainer", "Stop the trainer (saving) and start a new one", self.action_restart

@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from brain import BRAIN_NAMES
+from school.commands import Chat
 from school.options import MAX_PROMPT_CHARS, PRECISIONS, TrainOptions
+from school.rungs import DEFAULT_BRAINS, DEFAULT_PROMPT
 from soul.paths import SoulError
 
 USER_ERROR = 2
@@ -112,9 +114,14 @@ TAKES: dict[str | None, tuple[str, ...]] = {
     "info": ("home",),
     "export": COMMON,
     "adopt": COMMON,
+    "race": ("home", "library", "preset", "device", "threads", "seed"),
 }
 """The shared options each command takes; one given before a command that does not take it is refused."""
-COMMAND_DEFAULTS: dict[str, dict[str, Any]] = {"chat": {"seed": None}, "adopt": {"baby": None}}
+COMMAND_DEFAULTS: dict[str, dict[str, Any]] = {
+    "chat": {"seed": None},
+    "adopt": {"baby": None},
+    "race": {"preset": "tiny"},
+}
 TOP = "top_"  # the dest prefix of the copies given before the subcommand
 
 
@@ -160,13 +167,38 @@ def build_parser() -> argparse.ArgumentParser:
     chat = sub.add_parser("chat", help="talk to the saved baby (interactive without a prompt)")
     _shared(chat, TAKES["chat"])
     chat.add_argument("prompt", nargs="?", default=None)
+    chat.add_argument("--export", metavar="FILE.md", default=None, help="write the chat history as Markdown")
+    chat.add_argument(
+        "--since", default=None, help="with --export: only since a date (2026-12-01) or for a while (2h, 7d)"
+    )
     chat.add_argument("--step", type=int, default=None, help="talk to the milestone of this step instead")
-    chat.add_argument("--max-tokens", type=int, default=120)
-    chat.add_argument("--temperature", type=float, default=0.8, help="0 is greedy and deterministic")
-    chat.add_argument("--top-k", type=int, default=40, help="0 turns it off")
-    chat.add_argument("--top-p", type=float, default=None)
-    chat.add_argument("--repetition-penalty", type=float, default=1.0)
-    chat.add_argument("--emphasis", type=float, default=2.0, help="strength for words marked *like this*")
+    asked = Chat(id="", text="")  # the defaults are the Chat command's, which are Sampling's
+    chat.add_argument("--max-tokens", type=int, default=asked.max_tokens)
+    chat.add_argument(
+        "--temperature", type=float, default=asked.temperature, help="0 is greedy and deterministic"
+    )
+    chat.add_argument("--top-k", type=int, default=asked.top_k, help="0 turns it off")
+    chat.add_argument("--top-p", type=float, default=asked.top_p)
+    chat.add_argument(
+        "--min-p", type=float, default=asked.min_p, help="drop tokens below this share of the likeliest"
+    )
+    chat.add_argument(
+        "--dynatemp-range",
+        type=float,
+        default=asked.dynatemp_range,
+        help="temperature ± this, higher when the baby is unsure (0 is off)",
+    )
+    chat.add_argument(
+        "--dynatemp-exp",
+        dest="dynatemp_exponent",
+        type=float,
+        default=asked.dynatemp_exponent,
+        help="how entropy maps to temperature (llama.cpp's dynatemp exponent)",
+    )
+    chat.add_argument("--repetition-penalty", type=float, default=asked.repetition_penalty)
+    chat.add_argument(
+        "--emphasis", type=float, default=asked.emphasis, help="strength for words marked *like this*"
+    )
 
     watch = sub.add_parser("watch", help="the app, following a baby that trains elsewhere (no training here)")
     _shared(watch, TAKES["watch"])
@@ -192,6 +224,21 @@ def build_parser() -> argparse.ArgumentParser:
     adopt = sub.add_parser("adopt", help="adopt a llama2.c model.bin or an exported folder as a new baby")
     adopt.add_argument("path", help="model.bin (tokenizer.bin beside it), or a folder")
     _shared(adopt, TAKES["adopt"], helps={"baby": "the new baby's name (default: from the path)"})
+
+    race = sub.add_parser("race", help="race fresh babies of several brains on one library, fairly timed")
+    _shared(race, TAKES["race"], helps={"preset": "every racer's size (default: tiny)"})
+    race.add_argument(
+        "--minutes", type=_positive(float), default=2.0, help="the whole race's wall time (default: 2)"
+    )
+    race.add_argument(
+        "--brains",
+        default=",".join(DEFAULT_BRAINS),
+        help=f"comma-separated, from {', '.join(BRAIN_NAMES)} (default: all)",
+    )
+    race.add_argument(
+        "--prompt", default=DEFAULT_PROMPT, help=f"what each answers at the end (default: {DEFAULT_PROMPT!r})"
+    )
+    race.add_argument("--app", action="store_true", help="watch the race in the app's race view")
     return parser
 
 
@@ -260,6 +307,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_export(args)
         if args.command == "adopt":
             return cmd_adopt(args)
+        if args.command == "race":
+            return cmd_race(args)
         return cmd_app(args)
     except (SoulError, LibraryError) as e:
         print(f"babyterm: {e}", file=sys.stderr)
@@ -304,7 +353,6 @@ def cmd_chat(args: argparse.Namespace) -> int:
     import uuid
 
     from babyterm.printer import clean_text
-    from school.commands import Chat
     from school.revive import SavedBaby, revive
     from school.speaker import Speaker
     from soul.paths import baby_paths
@@ -313,6 +361,10 @@ def cmd_chat(args: argparse.Namespace) -> int:
         print(f"babyterm: {message}", file=sys.stderr)
 
     paths = baby_paths(args.baby, args.home)
+    if args.export is not None:
+        return cmd_chat_export(args, paths, warn)
+    if args.since is not None:
+        raise SoulError("--since goes with --export FILE.md")
     baby = revive(paths, step=args.step)
     for w in baby.warnings:
         warn(w)
@@ -333,6 +385,9 @@ def cmd_chat(args: argparse.Namespace) -> int:
             top_k=args.top_k,
             top_p=args.top_p,
             repetition_penalty=args.repetition_penalty,
+            min_p=args.min_p,
+            dynatemp_range=args.dynatemp_range,
+            dynatemp_exponent=args.dynatemp_exponent,
             seed=args.seed,
             emphasis=args.emphasis,
         )
@@ -352,6 +407,17 @@ def cmd_chat(args: argparse.Namespace) -> int:
         if not text.strip():
             return 0
         answer(text)
+
+
+def cmd_chat_export(args: argparse.Namespace, paths: Any, warn: Any) -> int:
+    """`babyterm chat --export FILE.md`: the history as Markdown (school.transcript), no weights loaded."""
+    from school.transcript import export_baby_transcript
+
+    if args.prompt is not None:
+        raise SoulError("--export writes the history; it takes no prompt")
+    n = export_baby_transcript(paths, Path(args.export), args.since, warn=warn)
+    print(f"wrote {n} exchange{'s' if n != 1 else ''} with {paths.name} to {args.export}")
+    return 0
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
@@ -427,6 +493,24 @@ def cmd_export(args: argparse.Namespace) -> int:
     print(f"exported {paths.name} as {args.format} to {out}: {', '.join(f.name for f in files)}")
     if args.format == "gguf":
         print(f"for Ollama: ollama create {paths.name} -f {out / 'Modelfile'}")
+    return 0
+
+
+def cmd_race(args: argparse.Namespace) -> int:
+    """The race in the terminal (school.race through babyterm.race_printer), or in the app's view."""
+    options = dict(
+        preset=args.preset, device=args.device, threads=args.threads, seed=args.seed, prompt=args.prompt
+    )
+    library = _path_or_none(args.library)
+    if library is not None and not Path(library).exists():
+        raise SoulError(f"library not found: {library}")
+    if args.app:
+        from babyterm.race_app import run_race_app
+
+        return run_race_app(library, args.minutes, args.brains, args.home, **options)
+    from babyterm.race_printer import print_race
+
+    print_race(library, args.minutes, args.brains, args.home, sys.stdout, **options)
     return 0
 
 

@@ -46,6 +46,12 @@ def prepare_multiprocessing() -> None:
         multiprocessing.resource_tracker.ensure_running()
 
 
+def spawn_context() -> Any:
+    """The spawn context every process of the app starts from (prepared on first use)."""
+    prepare_multiprocessing()
+    return _CONTEXT
+
+
 class ProcessLink:
     """Runs the tutor in a spawned process (babyterm.trainer_process) and talks to it by queues.
 

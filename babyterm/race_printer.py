@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any, TextIO
 
 from babyterm.printer import clean_text
-from school.race import RUNG_NOTES, RaceAnswer, RacePoint, RaceResult, check_brains, race
+from school.race import RaceAnswer, RacePoint, RaceResult, check_brains, race
+from school.rungs import RUNG_NOTES
 
 BARS = "▁▂▃▄▅▆▇█"
 PLOT_WIDTH = 40

@@ -73,6 +73,12 @@ class Chat(Command):
     top_p: float | None = None
     repetition_penalty: float = 1.0
     seed: int | None = None
+    min_p: float | None = None
+    """Keep only tokens at least min_p times as likely as the likeliest; None turns it off."""
+    dynatemp_range: float = 0.0
+    """> 0: the temperature moves within temperature ± range with the candidates' entropy."""
+    dynatemp_exponent: float = 1.0
+    """The curve from normalised entropy to temperature (llama.cpp's dynatemp_exponent)."""
     emphasis: float = 2.0
     """Strength for words marked *like this* (2 doubles their attention)."""
     weights: str | int = "live"

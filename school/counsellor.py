@@ -13,7 +13,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar
 
-from school.events import Event, event_from_dict
+from school.events import ChatEvent, Event, event_from_dict
 from soul.atomic import append_line
 
 P = ParamSpec("P")
@@ -117,6 +117,8 @@ class RunLog:
                     append_line(self.path, "")
 
     def write(self, event: Event) -> None:
+        if isinstance(event, ChatEvent) and not event.final:
+            return  # a reply is logged once, whole, by its final event: not a line per token
         data = event.to_dict()
         record = {
             "time": self.clock(),
@@ -286,12 +288,23 @@ def prune_logs(logs_dir: Path, max_bytes: int = 200 * 2**20) -> list[Path]:
 def filter_events(
     events: Iterable[dict[str, Any] | Event], kind: str | None = None, text: str | None = None
 ) -> Iterator[dict[str, Any]]:
-    """Records of `kind` (any if None) whose JSON contains `text`, ignoring case (any if None or empty)."""
+    """Records of `kind` (any if None) whose JSON contains `text`, ignoring case (any if None or empty).
+
+    A chat reply is one record, its final one: the pieces it streamed in (which older logs kept,
+    one per token) are left out.
+    """
     needle = text.casefold() if text else None
     for event in events:
         record = event.to_dict() if isinstance(event, Event) else event
+        if is_chat_piece(record):
+            continue
         if kind is not None and record.get("kind") != kind:
             continue
         if needle is not None and needle not in json.dumps(record, ensure_ascii=False).casefold():
             continue
         yield record
+
+
+def is_chat_piece(record: dict[str, Any]) -> bool:
+    """A streamed piece of a chat reply, not the final event that holds the whole reply."""
+    return record.get("kind") == "chat" and not record.get("final")

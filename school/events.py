@@ -169,6 +169,26 @@ class InsightEvent(Event):
     windows: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class RacePointEvent(Event):
+    """One racer's held-out bits per byte after `seconds` of its own training (school.race.RacePoint)."""
+
+    kind: ClassVar[str] = "race_point"
+    brain: str
+    seconds: float
+    val_bpb: float
+
+
+@dataclass(frozen=True)
+class RaceAnswerEvent(Event):
+    """One racer's greedy answer to the race's prompt, once the race is over (school.race.RaceAnswer)."""
+
+    kind: ClassVar[str] = "race_answer"
+    brain: str
+    prompt: str
+    answer: str
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.kind: cls
     for cls in (
@@ -183,6 +203,8 @@ EVENT_TYPES: dict[str, type[Event]] = {
         ProgressEvent,
         ChatEvent,
         InsightEvent,
+        RacePointEvent,
+        RaceAnswerEvent,
     )
 }
 

@@ -18,10 +18,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from brain import BRAIN_NAMES, preset_config
+from brain import preset_config
 from brain.generate import Sampling, generate
 from school.events import ErrorEvent, Event
 from school.options import TrainOptions
+from school.rungs import DEFAULT_BRAINS, DEFAULT_PROMPT, check_brains
 from school.syllabus import SYLLABI
 from school.tokenizer import BOS_ID, EOS_ID
 from school.tutor import Tutor
@@ -29,17 +30,8 @@ from soul.lock import BabyLock, holder
 from soul.paths import SoulError, baby_paths
 from soul.record import BabyRecord
 
-DEFAULT_BRAINS = ("mlp", "attention", "transformer", "babyllm")
-DEFAULT_PROMPT = "The"
 EVAL_BATCHES = 4  # per evaluation: after every turn, so it must cost a fraction of a slice
 MIN_SLICE = 0.25  # a last round shorter than this share of a slice is not worth its evaluations
-RUNG_NOTES = {
-    "mlp": "reads a fixed window of the last few tokens through one hidden layer; nothing older",
-    "attention": "adds attention: one head weighs every earlier token by how well it matches",
-    "transformer": "the modern rung: many heads in many blocks, rotary positions, a gated feed-forward",
-    "babyllm": "another road: neurons averaged over learned windows and decaying memories",
-}
-"""What each rung adds, one sentence each, for the printer and the app's race view."""
 
 
 @dataclass(frozen=True)
@@ -84,17 +76,6 @@ class RaceResult:
 
 def race_baby_name(brain: str) -> str:
     return f"race-{brain}"
-
-
-def check_brains(brains: Sequence[str]) -> list[str]:
-    """The race's brains in order, each once; SoulError (one line) for an unknown one or none."""
-    chosen = list(dict.fromkeys(b.strip() for b in brains if b.strip()))
-    unknown = [b for b in chosen if b not in BRAIN_NAMES]
-    if unknown:
-        raise SoulError(f"unknown brain {unknown[0]!r}: choose from {', '.join(BRAIN_NAMES)}")
-    if not chosen:
-        raise SoulError(f"a race needs at least one brain: choose from {', '.join(BRAIN_NAMES)}")
-    return chosen
 
 
 def race(

@@ -41,6 +41,9 @@ def sampling_from(command: Chat) -> Sampling:
         repetition_penalty=max(1e-3, float(command.repetition_penalty)),
         max_tokens=max(1, min(command.max_tokens, 2000)),
         seed=command.seed,
+        min_p=command.min_p if command.min_p is not None and 0 < command.min_p <= 1 else None,
+        dynatemp_range=max(0.0, float(command.dynatemp_range)),
+        dynatemp_exponent=max(1e-3, float(command.dynatemp_exponent)),
     )
 
 

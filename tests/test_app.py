@@ -317,6 +317,26 @@ async def test_logs_screen_lists_runs_and_filters(home: Path) -> None:
         assert app.screen is app.main_screen
 
 
+async def test_the_logs_screen_shows_one_event_per_chat_reply(home: Path) -> None:
+    """A log from before pieces were left out: three pieces and the final event of one reply."""
+    paths = baby_paths("baby")
+    paths.config.parent.mkdir(parents=True, exist_ok=True)
+    paths.config.write_text("{}")
+    log = paths.logs / "20251123-090000-chat.jsonl"
+    pieces = [{"kind": "chat", "reply_id": "r1abcdef", "text": t, "final": False} for t in ("a", "b")]
+    final = {"kind": "chat", "reply_id": "r1abcdef", "text": "the cat", "final": True, "prompt": "hi"}
+    for i, record in enumerate([*pieces, final]):
+        append_jsonl(log, {"time": 1_763_888_400.0 + i, "run": "r", "step": 7, **record})
+    async with make_app(FakeLink(auto=False)).run_test(size=SIZE) as pilot:
+        await pilot.press("l")
+        await pilot.pause()
+        screen = pilot.app.screen
+        events = screen.query_one("#events", DataTable)
+        await until(pilot, lambda: events.row_count > 0)
+        assert events.row_count == 1
+        assert str(events.get_row_at(0)[3]) == "r1abcd  “hi” → the cat"
+
+
 def test_the_app_process_stays_free_of_torch() -> None:
     code = "import sys, babyterm.app; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

@@ -83,6 +83,9 @@ async def test_each_command_changes_the_next_chat(notes: list) -> None:
             (("/topp 0.9", "top_p", 0.9), ("/rep 1.2", "repetition_penalty", 1.2)),
             (("/max 200", "max_tokens", 200), ("/seed 42", "seed", 42)),
             (("/topp off", "top_p", None), ("/seed off", "seed", None)),
+            (("/minp 0.05", "min_p", 0.05), ("/dynatemp 0.5 2", "dynatemp_exponent", 2.0)),
+            (("/dynatemp 0.25", "dynatemp_range", 0.25), ("/dynatemp 0.25", "dynatemp_exponent", 1.0)),
+            (("/minp off", "min_p", None), ("/dynatemp off", "dynatemp_range", 0.0)),
             (("/emph 3", "emphasis", 3.0), ("/temp 0", "temperature", 0.0)),
         ]
         for pair in cases:
@@ -102,6 +105,7 @@ async def test_bad_values_give_a_notice_and_change_nothing(notes: list) -> None:
         await until(pilot, lambda: link.started == 1)
         bad = ["/temp -1", "/temp warm", "/temp", "/topk 2.5", "/topp 1.5", "/rep 0", "/max 0", "/seed x"]
         bad += ["/emph 0", "/emph nan", "/bogus 3", "/step 1000", "/correct"]
+        bad += ["/minp 2", "/dynatemp", "/dynatemp 1 2 3", "/dynatemp 0.5 0", "/dynatemp -1"]
         await type_in(pilot, *bad, "hi")
         assert [n[0] for n in notes] == ["warning"] * len(bad)
         assert all("\n" not in n[1] for n in notes)
@@ -118,7 +122,8 @@ async def test_help_lists_the_commands_with_their_values() -> None:
         await pilot.pause()
         (note,) = [m for m in pilot.app.main_screen.query(ChatMessage) if m.role == "note"]
         text = str(note.content)
-        for line in ("/temp 0.5", "/topk 40", "/topp off", "/rep 1", "/max 120", "/seed 7", "/emph 2"):
+        shown = ("/temp 0.5", "/topk 40", "/topp off", "/rep 1", "/max 120", "/seed 7", "/emph 2")
+        for line in (*shown, "/minp off", "/dynatemp off"):
             assert line in text
         for command in ("/conf", "/step", "/steps", "/live", "/inspect", "/correct"):
             assert command in text

@@ -15,6 +15,7 @@ import pytest
 
 import babyterm
 from babyterm.cli import _options, main, parse_args, version
+from school.commands import Chat
 from school.options import TrainOptions
 from school.tutor import Tutor
 from soul import checkpoint as ckpt
@@ -109,6 +110,9 @@ def test_train_chat_logs_info_and_a_refused_brain(capsys, small_library: Path) -
 
     code, out, _ = run(capsys, "chat", "--max-tokens", "5", "--seed", "1", "To be")
     assert code == 0 and out.strip()
+    dyn = ("--min-p", "0.1", "--dynatemp-range", "0.5", "--dynatemp-exp", "2")
+    code, out, _ = run(capsys, "chat", "--max-tokens", "5", "--seed", "1", *dyn, "To be")
+    assert code == 0 and out.strip()
     code, out, err = run(capsys, "chat", "--max-tokens", "5", "--seed", "1", "x" * 20_000 + " To be")
     assert code == 0 and out.strip() and "reads only the last 4,000 characters" in err
 
@@ -122,6 +126,17 @@ def test_train_chat_logs_info_and_a_refused_brain(capsys, small_library: Path) -
 
     code, _, err = run(capsys, "train", "--brain", "babyllm", "--steps", "1")
     assert_user_error(code, err, "--baby")
+
+
+CHAT_SAMPLING = ("max_tokens", "temperature", "top_k", "top_p", "repetition_penalty", "emphasis")
+
+
+def test_chat_options_default_to_the_chat_commands() -> None:
+    args, asked = parse_args(["chat"]), Chat(id="", text="")
+    for name in (*CHAT_SAMPLING, "min_p", "dynatemp_range", "dynatemp_exponent", "seed"):
+        assert getattr(args, name) == getattr(asked, name), name
+    args = parse_args(["chat", "--min-p", "0.05", "--dynatemp-range", "0.5", "--dynatemp-exp", "1.5"])
+    assert (args.min_p, args.dynatemp_range, args.dynatemp_exponent) == (0.05, 0.5, 1.5)
 
 
 def test_python_dash_m_works() -> None:

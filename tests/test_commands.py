@@ -23,6 +23,7 @@ from school.commands import (
 )
 from school.events import StateEvent, TrainerState, event_from_dict
 from school.inbox import Inbox
+from school.speaker import sampling_from
 
 EXAMPLES: list[Command] = [
     Pause(),
@@ -85,7 +86,8 @@ def test_an_int_passes_for_a_float() -> None:
 def test_chat_defaults_are_samplings() -> None:
     """The app cannot import torch, so Chat writes the defaults out; they must stay Sampling's."""
     chat, sampling = Chat(id="", text=""), Sampling()
-    for name in ("temperature", "top_k", "top_p", "repetition_penalty", "max_tokens", "seed"):
+    names = ("temperature", "top_k", "top_p", "repetition_penalty", "max_tokens", "seed")
+    for name in (*names, "min_p", "dynatemp_range", "dynatemp_exponent"):
         assert getattr(chat, name) == getattr(sampling, name), name
 
 
@@ -120,3 +122,11 @@ def test_trainer_states_read_back_from_old_logs() -> None:
         event = event_from_dict({"kind": "state", "step": 3, "state": state.value, "detail": ""})
         assert event == StateEvent(3, state.value) and TrainerState(event.state) is state
     assert f"{TrainerState.PAUSED}" == "paused"
+
+
+def test_the_speaker_passes_min_p_and_dynamic_temperature_on() -> None:
+    asked = Chat(id="", text="", min_p=0.05, dynatemp_range=0.5, dynatemp_exponent=2.0)
+    s = sampling_from(asked)
+    assert (s.min_p, s.dynatemp_range, s.dynatemp_exponent) == (0.05, 0.5, 2.0)
+    off = sampling_from(Chat(id="", text="", min_p=0.0, dynatemp_range=-1.0))
+    assert (off.min_p, off.dynatemp_range) == (None, 0.0)  # 0 keeps every token; no negative range

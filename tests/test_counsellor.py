@@ -29,6 +29,8 @@ from school.events import (
     GuessEvent,
     PixelEvent,
     ProgressEvent,
+    RaceAnswerEvent,
+    RacePointEvent,
     SaveEvent,
     ScribeEvent,
     StateEvent,
@@ -64,6 +66,8 @@ ALL_EVENTS: list[Event] = [
     StateEvent(7, "paused"),
     ProgressEvent(0, "tokenizer", 0.5, "merging"),
     ChatEvent(8, "r1", "hi [b]there[/b]\n", final=True, prompt="hello", tokens=[{"t": "hi", "p": 0.5}]),
+    RacePointEvent(9, "mlp", 1.5, 4.25),
+    RaceAnswerEvent(9, "mlp", "The", "the [cat]"),
 ]
 
 
@@ -190,6 +194,17 @@ def test_filter_events(tmp_path: Path) -> None:
     assert list(filter_events(records, kind="eval", text="nowhere")) == []
     assert len(list(filter_events(records))) == len(ALL_EVENTS)
     assert [r["reason"] for r in filter_events(ALL_EVENTS, text="manual")] == ["manual"]
+
+
+def test_a_chat_reply_is_one_record_in_the_log(tmp_path: Path) -> None:
+    log = RunLog(tmp_path, run_id="chat")
+    for piece in ("the", " cat"):
+        log.write(ChatEvent(3, "r1", piece))
+    log.write(ChatEvent(3, "r1", "the cat", final=True, prompt="hi"))
+    records = list(read_log(log.path))
+    assert [(r["text"], r["final"]) for r in records] == [("the cat", True)]
+    older = [{"kind": "chat", "text": "the"}, {"kind": "chat", "text": "the cat", "final": True}]
+    assert [r["text"] for r in filter_events(older)] == ["the cat"]  # logs that kept every piece
 
 
 def test_prune_logs_keeps_the_newest_within_the_budget(tmp_path: Path) -> None:

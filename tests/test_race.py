@@ -102,3 +102,45 @@ def test_print_race_refuses_bad_brains_before_anything_is_born(isolated_home):
     with pytest.raises(SoulError, match="--minutes must be positive"):
         print_race(None, 0.0, "mlp", None, io.StringIO())
     assert not (isolated_home / "babies").exists()
+
+
+def test_the_race_command_runs_two_tiny_brains(small_library, isolated_home, monkeypatch, capsys):
+    import functools
+
+    import babyterm.race_printer
+    from babyterm.cli import main
+
+    torch.set_num_threads(1)
+    tiny = functools.partial(
+        race, brain_overrides=TINY, syllabus_overrides=FAST, vocab_size=300, slice_s=0.5, answer_tokens=4
+    )
+    monkeypatch.setattr(babyterm.race_printer, "race", tiny)  # the CLI's sizes, made tiny for a test
+    argv = ["race", "--library", str(small_library), "--minutes", str(3 / 60), "--brains", "mlp,attention"]
+    code = main([*argv, "--threads", "1", "--device", "cpu", "--prompt", "ROMEO:"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert out.startswith("racing mlp, attention for 0.05 min")
+    assert "each brain's answer to 'ROMEO:'" in out and "--baby race-mlp, race-attention" in out
+    assert baby_paths("race-attention", str(isolated_home)).config.exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "words"),
+    [
+        (["race", "--brains", "mlp,gpt"], ["unknown brain 'gpt'"]),
+        (["race", "--app", "--brains", "gpt"], ["unknown brain 'gpt'"]),  # before the app opens
+        (["race", "--minutes", "0"], ["--minutes", "more than 0"]),
+        (["race", "--minutes", "-2"], ["--minutes"]),
+        (["race", "--baby", "x"], ["--baby"]),
+        (["race", "--library", "/no/such/library"], ["library not found"]),
+    ],
+)
+def test_the_race_command_refuses_bad_input_in_one_line(argv, words, isolated_home, capsys):
+    from babyterm.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        raise SystemExit(main(argv))
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert all(w in err for w in words), err
+    assert not (isolated_home / "babies").exists()

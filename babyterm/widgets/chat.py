@@ -28,8 +28,10 @@ from babyterm.widgets.inspect_panel import InspectPanel
 from school.commands import CancelChat, Chat, Correct
 from school.events import ChatEvent, InsightEvent
 from school.options import MAX_PROMPT_CHARS
+from school.transcript import export_transcript, parse_since
 from soul.chat_log import ChatLine, ChatLog
 from soul.milestones import list_milestones
+from soul.paths import SoulError
 
 __all__ = ["ChatMessage", "ChatPane"]
 
@@ -140,6 +142,8 @@ class ChatPane(Vertical):
             self.notify(said, timeout=2, markup=False)
         elif name == "correct":
             self.correct(arg)
+        elif name == "export":
+            self.export(arg)
         elif name == "help":
             self.say(help_lines(self.settings, self.confidence))
         elif name in ("conf", "confidence"):
@@ -187,6 +191,21 @@ class ChatPane(Vertical):
         self.screen.refresh_bindings()
         self.post_message(TrainerCommand(Chat(id=reply_id, text=text, **self.settings.command_fields())))
         return reply_id
+
+    def export(self, arg: str) -> None:
+        """`/export FILE.md [--since 2h]`: the whole chat history as Markdown (school.transcript)."""
+        target, _, since = arg.partition("--since")
+        if not target.strip():
+            raise SettingError("/export needs a file name, like /export chat.md")
+        if self.history is None:
+            raise SettingError("this chat keeps no history to export")
+        out = Path(target.strip()).expanduser()
+        try:
+            when = parse_since(since) if since.strip() else None
+            n = export_transcript(self.history, self.history.parent.name, out, when)
+        except SoulError as e:
+            raise SettingError(str(e)) from None
+        self.notify(f"wrote {n} exchange{'s' if n != 1 else ''} to {out}", timeout=4, markup=False)
 
     def correct(self, text: str) -> None:
         """Tell the baby what its last reply should have been: the correction becomes training text."""

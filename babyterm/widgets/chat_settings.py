@@ -35,6 +35,11 @@ class ChatSettings:
     repetition_penalty: float = _ASKED.repetition_penalty
     max_tokens: int = _ASKED.max_tokens
     seed: int | None = _ASKED.seed
+    min_p: float | None = _ASKED.min_p
+    """Keep only tokens at least this share of the likeliest's probability; None is off."""
+    dynatemp_range: float = _ASKED.dynatemp_range
+    """> 0: the temperature moves within temperature ± range with the baby's uncertainty."""
+    dynatemp_exponent: float = _ASKED.dynatemp_exponent
     emphasis: float = _ASKED.emphasis
     """Strength of words marked *like this* in a message (2 doubles their attention)."""
     weights: int | None = None
@@ -54,6 +59,10 @@ class ChatSettings:
             parts.append(f"k {self.top_k}")
         if self.temperature > 0 and self.top_p is not None:
             parts.append(f"p {_num(self.top_p)}")
+        if self.temperature > 0 and self.min_p is not None:
+            parts.append(f"min-p {_num(self.min_p)}")
+        if self.dynatemp_range > 0:
+            parts.append(f"dyn ±{_num(self.dynatemp_range)}^{_num(self.dynatemp_exponent)}")
         if self.repetition_penalty != 1.0:
             parts.append(f"rep {_num(self.repetition_penalty)}")
         parts.append(f"max {self.max_tokens}")
@@ -67,6 +76,9 @@ class ChatSettings:
         """Apply `/name arg`; returns what it now is, raises SettingError (changing nothing) if bad."""
         field, parse, _ = SETTINGS[name]
         value = parse(arg.strip().lower())
+        if name == "dynatemp":  # two numbers, one command: range and exponent go together
+            self.dynatemp_range, self.dynatemp_exponent = value
+            return "dynamic temperature " + dynatemp_text(self)
         setattr(self, field, value)
         return f"{field.replace('_', ' ')} {'off' if value is None else _num(value)}"
 
@@ -102,11 +114,39 @@ def _top_p(arg: str) -> float | None:
     return None if value == 1.0 else value  # keeping 100% of the mass is no cut at all
 
 
+def _min_p(arg: str) -> float | None:
+    value = _number(float, 0.0, 1.0, "min-p", off=None)(arg)
+    return None if value == 0.0 else value  # no token is below 0% of the likeliest: no cut
+
+
+def _dynatemp(arg: str) -> tuple[float, float]:
+    """`/dynatemp RANGE EXP` (EXP defaults to 1), or `/dynatemp off`."""
+    words = arg.split()
+    if words in (["off"], ["none"], ["0"]):
+        return 0.0, _ASKED.dynatemp_exponent
+    if len(words) not in (1, 2):
+        raise SettingError(f"/dynatemp takes a range and an exponent, like /dynatemp 0.5 1, not {arg!r}")
+    spread = _number(float, 0.0, 5.0, "dynatemp range")(words[0])
+    exponent = _number(float, 0.0, 10.0, "dynatemp exponent", low_open=True)(
+        words[1] if len(words) == 2 else "1"
+    )
+    return spread, exponent
+
+
+def dynatemp_text(settings: ChatSettings) -> str:
+    """What /dynatemp is now: off, or its range and exponent."""
+    if settings.dynatemp_range <= 0:
+        return "off"
+    return f"{_num(settings.dynatemp_range)} {_num(settings.dynatemp_exponent)}"
+
+
 SETTINGS: dict[str, tuple[str, Callable[[str], Any], str]] = {
     # /name: (field, parser, what it does)
     "temp": ("temperature", _number(float, 0.0, 5.0, "temperature"), "0 = greedy"),
     "topk": ("top_k", _number(int, 0, 100_000, "top-k", off=0), "0 = off"),
     "topp": ("top_p", _top_p, "0-1, or off"),
+    "minp": ("min_p", _min_p, "0-1, or off"),
+    "dynatemp": ("dynatemp_range", _dynatemp, "RANGE EXP|off"),
     "rep": (
         "repetition_penalty",
         _number(float, 0.0, 10.0, "repetition penalty", low_open=True),
@@ -125,6 +165,8 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("/temp 0.8", "temperature; 0 = greedy"),
     ("/topk 40", "sample from the k likeliest tokens; 0 = off"),
     ("/topp 0.9|off", "sample from the likeliest p of the probability mass"),
+    ("/minp 0.05|off", "drop tokens less likely than this share of the likeliest"),
+    ("/dynatemp 0.5 1", "temperature ± range, higher when the baby is unsure (EXP shapes it; off)"),
     ("/rep 1.2", "repetition penalty; above 1 discourages repeats"),
     ("/max 200", "longest reply, in tokens"),
     ("/seed 42|off", "a fixed seed: the same message gets the same reply"),
@@ -136,6 +178,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("/step 1000", "talk to the baby as it was at that milestone"),
     ("/live", "talk to the live weights again"),
     ("/correct TEXT", "correct the last reply (it becomes training text)"),
+    ("/export chat.md", "write the whole chat history as Markdown (--since 2h: only lately)"),
     ("/help", "these commands, with the current values"),
 )
 """Every chat command with an example, for /help and the help screen."""
@@ -146,6 +189,9 @@ def help_lines(settings: ChatSettings, confidence: bool) -> str:
     rows = []
     for name, (field, _, what) in SETTINGS.items():
         value = getattr(settings, field)
+        if name == "dynatemp":
+            rows.append((f"/{name} {dynatemp_text(settings)}", what))
+            continue
         rows.append(
             (f"/{name} {'off' if value is None or (name == 'topk' and not value) else _num(value)}", what)
         )
@@ -157,6 +203,7 @@ def help_lines(settings: ChatSettings, confidence: bool) -> str:
         ("/inspect", "look inside a reply"),
         ("/reset", "default sampling"),
         ("/correct T", "fix the last reply"),
+        ("/export F", "history to Markdown"),
     ]
     return "\n".join(f"{left:<11} {right}" for left, right in rows)
 

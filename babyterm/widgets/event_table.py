@@ -42,8 +42,11 @@ def describe(record: dict[str, Any]) -> str:
         return f"{_f(r.get('match'), '.0%')}  “{guess}”  truth “{truth}”"
     if kind == "scribe":
         return f"[{r.get('mood', '?')}] {one_line(str(r.get('line', '')), 200)}"
-    if kind == "chat":
-        return f"{r.get('reply_id', '')[:6]}  {one_line(str(r.get('text', '')), 200)}"
+    if kind == "chat":  # one record per reply (school.counsellor leaves the streamed pieces out)
+        said = one_line(str(r.get("text", "")), 200)
+        asked = one_line(str(r.get("prompt", "")), 60)
+        who = "correction: " if r.get("role") == "correction" else (f"“{asked}” → " if asked else "")
+        return f"{str(r.get('reply_id', ''))[:6]}  {who}{said}"
     if kind == "save":
         return f"{r.get('reason', '')} in {_f(r.get('seconds'), '.2f')}s  {r.get('path', '')}"
     if kind == "error":
