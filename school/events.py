@@ -169,6 +169,30 @@ class InsightEvent(Event):
     windows: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class XRayEvent(Event):
+    """An x-ray (school.xray.XRay.to_dict()) in answer to XRayRequest `request_id`; `error` if none."""
+
+    kind: ClassVar[str] = "xray"
+    request_id: str
+    xray: dict[str, Any] = field(default_factory=dict)
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class TaughtEvent(Event):
+    """A taught steer's token: its probability where it was steered, when taught and `steps` later."""
+
+    kind: ClassVar[str] = "taught"
+    reply_id: str
+    token_id: int
+    piece: str
+    before: float
+    after: float | None = None
+    """None while the steps are still to come."""
+    steps: int = 0
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.kind: cls
     for cls in (
@@ -183,6 +207,8 @@ EVENT_TYPES: dict[str, type[Event]] = {
         ProgressEvent,
         ChatEvent,
         InsightEvent,
+        XRayEvent,
+        TaughtEvent,
     )
 }
 
