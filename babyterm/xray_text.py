@@ -8,7 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from babyterm.printer import clean_text
+from babyterm.text import clean
+from school.events import TaughtEvent
 
 BAR = " ▁▂▃▄▅▆▇█"
 
@@ -24,7 +25,7 @@ class Focus:
 
 def piece(text: str) -> str:
     """A piece as a short visible label: spaces and newlines shown, control characters gone."""
-    return repr(clean_text(text).replace("\n", "⏎"))[1:-1] or "∅"
+    return repr(clean(text).replace("\n", "⏎"))[1:-1] or "∅"
 
 
 def bar(values: list[float], top: float | None = None) -> str:
@@ -217,3 +218,11 @@ def report(shot: dict[str, Any]) -> list[str]:
         else:
             out += stage_lines(shot, s["name"], Focus(last))
     return out
+
+
+def taught_line(event: TaughtEvent) -> str:
+    """A taught steer's token: its chance when taught, and after the training steps that followed."""
+    what = f"taught {event.piece!r}: chance {event.before:.3f} when taught"
+    if event.after is None:
+        return f"{what}, watching the next training steps…"
+    return f"{what}, {event.after:.3f} after {event.steps} training steps"
