@@ -28,6 +28,11 @@ def piece(text: str) -> str:
     return repr(clean(text).replace("\n", "⏎"))[1:-1] or "∅"
 
 
+def quoted(text: str) -> str:
+    """A piece in quotes, so a leading space (or a lone one) shows."""
+    return f'"{piece(text)}"'
+
+
 def bar(values: list[float], top: float | None = None) -> str:
     """A strip of block characters, one per value, scaled to `top` (default: the largest)."""
     top = top if top is not None else max((abs(v) for v in values), default=0.0)
@@ -42,15 +47,15 @@ def _tokens(shot: dict[str, Any], f: Focus) -> list[str]:
         mark = "▶" if t["index"] == f.token else " "
         raw = " ".join(f"{b:02x}" for b in t["bytes"]) or "-"
         fallback = "  byte fallback" if t["byte_fallback"] else ""
-        out.append(f"{mark}{t['index']:>4}  id {t['id']:>5}  {piece(t['piece']):<14} bytes {raw}{fallback}")
+        out.append(f"{mark}{t['index']:>4}  id {t['id']:>5}  {quoted(t['piece']):<14} bytes {raw}{fallback}")
     return out
 
 
 def _embeddings(shot: dict[str, Any], f: Focus) -> list[str]:
     e = shot["embeddings"][f.token]
-    near = ", ".join(f"{piece(n['piece'])} {n['cosine']:.2f}" for n in e["nearest"])
+    near = ", ".join(f"{quoted(n['piece'])} {n['cosine']:.2f}" for n in e["nearest"])
     return [
-        f"token {f.token} {piece(shot['tokens'][f.token]['piece'])}: norm {e['norm']:.3f}",
+        f"token {f.token} {quoted(shot['tokens'][f.token]['piece'])}: norm {e['norm']:.3f}",
         f"row   {bar(e['values'][:96])}",
         f"nearest by cosine: {near}",
     ]
@@ -78,13 +83,13 @@ def _position(shot: dict[str, Any], f: Focus) -> list[str]:
 
 def _attention(shot: dict[str, Any], f: Focus) -> list[str]:
     h = shot["layers"][f.layer]["heads"][f.head]
-    pieces = [piece(t["piece"]) for t in shot["tokens"]]
+    pieces = [quoted(t["piece"]) for t in shot["tokens"]]
     w, s = h["weights"][f.token], h["scores"][f.token]
     out = [
         f"layer {f.layer} head {f.head}, query token {f.token} {pieces[f.token]}: "
         f"value mix norm {h['value_norm'][f.token]:.3f}"
     ]
-    out.append(f"weights over keys 0..{f.token} {bar(w[: f.token + 1], 1.0)}  (later keys masked: −∞)")
+    out.append(f"weights over keys 0..{f.token} {bar(w[: f.token + 1])}  (later keys masked: −∞)")
     best = sorted(range(f.token + 1), key=lambda k: -w[k])[:5]
     out += [f"  key {k:>4} {pieces[k]:<12} score {s[k]:+.3f}  weight {w[k]:.3f}" for k in best]
     return out
@@ -115,7 +120,7 @@ def _residual(shot: dict[str, Any], f: Focus) -> list[str]:
 def _window(shot: dict[str, Any], f: Focus) -> list[str]:
     w = shot["window"]
     reads = w["reads"][f.token]
-    pieces = [piece(shot["tokens"][i]["piece"]) for i in reads]
+    pieces = [quoted(shot["tokens"][i]["piece"]) for i in reads]
     return [
         f"token {f.token} reads {len(reads)} of {w['size']} slots: {' '.join(pieces)}",
         f"push per slot (oldest first) {' '.join(f'{v:.2f}' for v in w['slot_norm'][f.token])}",
@@ -154,10 +159,10 @@ def _memory(shot: dict[str, Any], f: Focus) -> list[str]:
 
 def _logits(shot: dict[str, Any], f: Focus) -> list[str]:
     view = shot["logits"][f.token]
-    guesses = "  ".join(f"{piece(g['piece'])} {g['prob']:.2f}" for g in view["top"])
+    guesses = "  ".join(f"{quoted(g['piece'])} {g['prob']:.2f}" for g in view["top"])
     out = [f"after token {f.token}, next: {guesses}"]
     if view["true_id"] is not None:
-        truth = piece(shot["tokens"][f.token + 1]["piece"])
+        truth = quoted(shot["tokens"][f.token + 1]["piece"])
         out.append(
             f"truth {truth}: chance {view['true_prob']:.3f}, surprise {view['surprise_bits']:.2f} bits"
         )
@@ -222,7 +227,7 @@ def report(shot: dict[str, Any]) -> list[str]:
 
 def taught_line(event: TaughtEvent) -> str:
     """A taught steer's token: its chance when taught, and after the training steps that followed."""
-    what = f"taught {event.piece!r}: chance {event.before:.3f} when taught"
+    what = f"taught {quoted(event.piece)}: chance {event.before:.3f} when taught"
     if event.after is None:
         return f"{what}, watching the next training steps…"
     return f"{what}, {event.after:.3f} after {event.steps} training steps"

@@ -117,7 +117,7 @@ async def test_steer_and_teach_from_inspect_mode(home: Path) -> None:
         screen = await open_xray(pilot, link, "the cat")
         screen.stage = screen.stages.index("logits")
         await pilot.pause()
-        assert "taught 'xy': chance 0.100 when taught, 0.400 after 10 training steps" in text_of(
+        assert 'taught "xy": chance 0.100 when taught, 0.400 after 10 training steps' in text_of(
             screen.query_one(XRayStage)
         )
 
