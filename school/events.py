@@ -178,6 +178,16 @@ class XRayEvent(Event):
     xray: dict[str, Any] = field(default_factory=dict)
     error: str = ""
 
+    def to_dict(self) -> dict[str, Any]:
+        # shallow: the x-ray is JSON-ready already, and asdict would copy its ~10^6 numbers one by one
+        return {
+            "kind": self.kind,
+            "step": self.step,
+            "request_id": self.request_id,
+            "xray": self.xray,
+            "error": self.error,
+        }
+
 
 @dataclass(frozen=True)
 class TaughtEvent(Event):

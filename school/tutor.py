@@ -51,6 +51,7 @@ from school.events import (
     StateEvent,
     StepEvent,
     TrainerState,
+    XRayEvent,
 )
 from school.inbox import Inbox
 from school.librarian import Librarian
@@ -367,6 +368,8 @@ class Tutor:
         self.run_id = log.run_id
 
         def write_log(event: Event) -> None:
+            if isinstance(event, XRayEvent):  # an answer for one screen, megabytes of numbers
+                return
             try:
                 log.write(event)
             except OSError as e:  # a full disk costs log lines, never the training
