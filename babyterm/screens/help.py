@@ -15,6 +15,7 @@ from textual.widgets import Static
 
 from babyterm.screens.logs import LogsScreen
 from babyterm.screens.main import MainScreen
+from babyterm.screens.xray import XRayScreen
 from babyterm.widgets.chat import ChatPane
 from babyterm.widgets.chat_settings import COMMANDS
 from babyterm.widgets.inspect_panel import InspectPanel
@@ -83,6 +84,7 @@ class HelpScreen(ModalScreen[None]):
                 ],
             ),
             ("inspect mode (i or /inspect)", key_rows(InspectPanel.BINDINGS)),
+            ("x-ray screen (x)", key_rows(XRayScreen.BINDINGS)),
             ("logs screen", key_rows(LogsScreen.BINDINGS)),
         ]
         parts: list[Content | str | tuple[str, str]] = []
