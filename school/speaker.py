@@ -23,14 +23,14 @@ from brain.generate import Sampling, TokenChoice, generate
 from school.chat_host import ChatHost
 from school.commands import Attend, Chat, Correct, Steer, Teach, XRayRequest
 from school.emphasis import emphasis_bias, parse_marks
-from school.events import ChatEvent, InsightEvent, TaughtEvent, XRayEvent
+from school.events import ChatEvent, InsightEvent
 from school.options import MAX_PROMPT_CHARS
+from school.steering import Steering
 from school.text_stream import TextStream, piece_bytes
 from school.tokenizer import EOS_ID, decode, scrub
 from soul.chat_log import ChatLine
 
 KEEP_INSIGHTS = 16  # replies whose per-token attention is kept for `attend`
-TEACH_STEPS = 10  # a taught steer's token is looked at again this many training steps later
 
 
 def sampling_from(command: Chat) -> Sampling:
@@ -65,13 +65,13 @@ class Speaker:
         self.insights: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._milestone: tuple[int, Brain] | None = None
         self._bytes: list[bytes] | None = None  # each id's bytes, for streaming whole characters
-        self.taught: list[dict[str, Any]] = []  # taught steers waiting for their later look
+        self.steering = Steering(self)
 
     def greedy(self, prompt: list[int], n: int) -> list[int]:
         sampling = Sampling(temperature=0.0, max_tokens=n)
         return [c.id for c in generate(self.host.model, prompt, sampling, self.host.pixel)]
 
-    def _history(self, role: str, text: str, reply_id: str, weights: str) -> None:
+    def history(self, role: str, text: str, reply_id: str, weights: str) -> None:
         line = ChatLine(role, text, self.host.step, weights, reply_id, time.time())
         self.host.chat_log.write(line)
 
@@ -102,7 +102,7 @@ class Speaker:
             model, weights = self.model_for(command.weights)
         except Exception as e:  # a missing or damaged milestone is a message, not a crash
             return Reply(f"(cannot answer with those weights: {e})", raw, "live", refused=True)
-        self._history("you", raw, command.id, weights)
+        self.history("you", raw, command.id, weights)
         text, spans = parse_marks(raw)
         ids, bias = (
             emphasis_bias(h.tokenizer, text + "\n", spans, command.emphasis) if text.strip() else ([], [])
@@ -112,11 +112,11 @@ class Speaker:
         rng_state = torch.get_rng_state()  # chatting must not change what training draws next
         try:
             choices = generate(
-                model, ids, sampling_from(command), h.pixel, self._ends_reply, bias, insight=True
+                model, ids, sampling_from(command), h.pixel, self.ends_reply, bias, insight=True
             )
             for choice in choices:
                 pieces.append(choice.id)
-                tokens.append(self._describe(choice))
+                tokens.append(self.describe(choice))
                 attention.append(choice.attention)
                 if (new := stream.feed(choice.id)) and on_piece is not None:
                     on_piece(new, weights)
@@ -127,8 +127,8 @@ class Speaker:
         finally:
             torch.set_rng_state(rng_state)
         final = stream.text.strip("\n")
-        self._remember(command.id, kept_ids + pieces, len(kept_ids), bias, attention, tokens)
-        self._history("baby", final, command.id, weights)
+        self.remember(command.id, kept_ids + pieces, len(kept_ids), bias, attention, tokens)
+        self.history("baby", final, command.id, weights)
         return Reply(final, raw, weights, tokens)
 
     def reply(self, command: Chat) -> None:
@@ -152,17 +152,17 @@ class Speaker:
             )
         )
 
-    def _describe(self, choice: TokenChoice) -> dict[str, Any]:
+    def describe(self, choice: TokenChoice) -> dict[str, Any]:
         tok = self.host.tokenizer
         piece = decode(tok, [choice.id], continuation=True)
         top = [[i, p, decode(tok, [i], continuation=True)] for i, p in choice.top]
         return {"id": choice.id, "text": piece, "prob": choice.prob, "margin": choice.margin, "top": top}
 
-    def _ends_reply(self, ids: list[int]) -> bool:
+    def ends_reply(self, ids: list[int]) -> bool:
         """A blank line or an end-of-text token closes a reply."""
         return ids[-1] == EOS_ID or (len(ids) > 2 and decode(self.host.tokenizer, ids[-3:]).endswith("\n\n"))
 
-    def _remember(
+    def remember(
         self,
         reply_id: str,
         ids: list[int],
@@ -222,128 +222,19 @@ class Speaker:
             return
         prompt = self.prompts.get(reply_id, "")
         t.learn(f"{prompt}\n{correction}" if prompt else correction, "correction")
-        self._history("correction", correction, reply_id, "live")
+        self.history("correction", correction, reply_id, "live")
         t.emit(ChatEvent(t.step, reply_id, correction, final=True, prompt=prompt, role="correction"))
 
-    # -- the x-ray and steering (issue 13) ------------------------------------------------------
+    # -- the x-ray and steering (school.steering does the work) ---------------------------------
 
     def xray(self, command: XRayRequest, learning: dict[str, Any] | None = None) -> None:
-        """Answer an x-ray request with an XRayEvent (its error says why when there is none)."""
-        from school.xray import xray  # only an x-ray pays for importing it
-
-        h = self.host
-        try:
-            model, weights = self.model_for(command.weights)
-            shot = xray(
-                model,
-                h.tokenizer,
-                scrub(command.text),
-                max(1, min(command.top_k, 20)),
-                weights=weights,
-                learning=learning,
-                pixel=h.pixel,
-            )
-        except Exception as e:  # no tokens, a missing milestone: one line back, never a crash
-            h.emit(XRayEvent(h.step, command.id, error=str(e) or type(e).__name__))
-            return
-        h.emit(XRayEvent(h.step, command.id, shot.to_dict()))
-
-    @torch.no_grad()
-    def _chance(self, context: list[int], token_id: int) -> tuple[float, list[list[Any]]]:
-        """The live brain's probability of `token_id` after `context`, and its five favourites."""
-        model = self.host.model
-        was_training = model.training
-        model.eval()
-        try:
-            x = torch.tensor([context[-model.config.max_seq_len :]], device=model.device)
-            probs = model(x, self.host.pixel)[0][0, -1].float().softmax(-1)
-        finally:
-            model.train(was_training)
-        top = probs.topk(5)
-        tok = self.host.tokenizer
-        alts = [
-            [i, p, decode(tok, [i], continuation=True)]
-            for i, p in zip(top.indices.tolist(), top.values.tolist(), strict=True)
-        ]
-        return float(probs[token_id]), alts
+        self.steering.xray(command, learning)
 
     def steer(self, command: Steer) -> None:
-        """Token `index` of a reply becomes `token_id`; the rest is regenerated greedily (temperature 0)."""
-        h = self.host
-        seen = self.insights.get(command.reply_id)
-        n_reply = len(seen["ids"]) - seen["n_prompt"] if seen is not None else 0
-        if seen is None or not 0 <= command.index < n_reply:
-            h.warn(f"cannot steer token {command.index} of reply {command.reply_id!r}: it is not kept")
-            return
-        if not 0 <= command.token_id < h.tokenizer.get_vocab_size():
-            h.warn(f"cannot steer to token id {command.token_id}: not in the vocabulary")
-            return
-        prefix = seen["ids"][: seen["n_prompt"] + command.index]
-        prob, alts = self._chance(prefix, command.token_id)
-        piece = decode(h.tokenizer, [command.token_id], continuation=True)
-        forced = {
-            "id": command.token_id,
-            "text": piece,
-            "prob": prob,
-            "margin": 0.0,
-            "top": alts,
-            "steered": True,
-        }
-        tokens = [dict(t) for t in seen["tokens"][: command.index]] + [forced]
-        attention = list(seen["attention"][: command.index + 1])
-        ids = [*prefix, command.token_id]
-        rest = 120 - command.index - 1
-        rng_state = torch.get_rng_state()
-        try:
-            if rest > 0 and not self._ends_reply(ids[seen["n_prompt"] :]):
-                sampling = Sampling(temperature=0.0, max_tokens=rest)
-                for choice in generate(h.model, ids, sampling, h.pixel, self._ends_reply, insight=True):
-                    ids.append(choice.id)
-                    tokens.append(self._describe(choice))
-                    attention.append(choice.attention)
-        finally:
-            torch.set_rng_state(rng_state)
-        text = decode(h.tokenizer, ids[seen["n_prompt"] :], continuation=True).strip("\n")
-        prompt = self.prompts.get(command.reply_id, "")
-        self.prompts[command.id] = prompt
-        steered = {"prefix": prefix, "token_id": command.token_id, "piece": piece, "before": prob}
-        self._remember(command.id, ids, seen["n_prompt"], seen["bias"], attention, tokens, steered=steered)
-        self._history("baby", text, command.id, h.weights)
-        h.emit(
-            ChatEvent(h.step, command.id, text, final=True, prompt=prompt, weights=h.weights, tokens=tokens)
-        )
+        self.steering.steer(command)
 
     def teach(self, command: Teach) -> None:
-        """A steered reply becomes training text; its steered token is looked at now and TEACH_STEPS later."""
-        h = self.host
-        seen = self.insights.get(command.id)
-        steered = seen.get("steered") if seen is not None else None
-        if steered is None:
-            h.warn(f"reply {command.id!r} was not steered here: nothing to teach")
-            return
-        text = decode(h.tokenizer, seen["ids"][seen["n_prompt"] :], continuation=True).strip("\n")
-        prompt = self.prompts.get(command.id, "")
-        h.learn(f"{prompt}\n{text}" if prompt else text, "steer")
-        before, _ = self._chance(steered["prefix"], steered["token_id"])
-        self.taught.append({**steered, "reply_id": command.id, "before": before, "due": h.step + TEACH_STEPS})
-        h.emit(TaughtEvent(h.step, command.id, steered["token_id"], steered["piece"], before))
+        self.steering.teach(command)
 
     def after_step(self) -> None:
-        """Called by a training host after each step: a taught token whose steps are done is looked at."""
-        if not self.taught:
-            return
-        h = self.host
-        for item in [t for t in self.taught if h.step >= t["due"]]:
-            self.taught.remove(item)
-            after, _ = self._chance(item["prefix"], item["token_id"])
-            h.emit(
-                TaughtEvent(
-                    h.step,
-                    item["reply_id"],
-                    item["token_id"],
-                    item["piece"],
-                    item["before"],
-                    after,
-                    TEACH_STEPS,
-                )
-            )
+        self.steering.after_step()

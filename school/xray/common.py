@@ -37,7 +37,7 @@ def embedding_views(tok: Tokenizer, ids: list[int], table: torch.Tensor) -> list
     unit = E / E.norm(dim=-1, keepdim=True).clamp(min=1e-12)
     idx = torch.tensor(ids, dtype=torch.long, device=E.device)
     cos = unit[idx] @ unit.T  # (T, V)
-    cos[torch.arange(len(ids)), idx] = -2.0  # a token is not its own neighbour
+    cos[torch.arange(len(ids), device=E.device), idx] = -2.0  # a token is not its own neighbour
     best = cos.topk(min(NEAREST, E.size(0) - 1), dim=-1)
     values, norms = rows(E[idx]), E[idx].norm(dim=-1).tolist()
     out = []
@@ -55,7 +55,7 @@ def logit_views(tok: Tokenizer, ids: list[int], logits: torch.Tensor, top_k: int
     probs = logits.detach().float().softmax(-1)
     top = probs.topk(min(top_k, probs.size(-1)), dim=-1)
     nxt = torch.tensor(ids[1:], dtype=torch.long, device=probs.device)
-    true_p = probs[torch.arange(len(ids) - 1), nxt].tolist() if len(ids) > 1 else []
+    true_p = probs[torch.arange(len(ids) - 1, device=probs.device), nxt].tolist() if len(ids) > 1 else []
     out = []
     for n in range(len(ids)):
         guesses = [
