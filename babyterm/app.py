@@ -20,9 +20,10 @@ from babyterm.screens.help import HelpScreen
 from babyterm.screens.logs import LogsScreen
 from babyterm.screens.main import MainScreen
 from babyterm.screens.race import RaceScreen
+from babyterm.screens.xray import XRayScreen
 from babyterm.text import one_line
 from school.commands import Chat, Command, Pause, Resume, Save
-from school.events import ErrorEvent, Event, SaveEvent, StateEvent, TrainerState
+from school.events import ErrorEvent, Event, SaveEvent, StateEvent, TaughtEvent, TrainerState, XRayEvent
 from school.options import TrainOptions
 from school.rungs import DEFAULT_BRAINS
 from soul.paths import BabyPaths, baby_paths
@@ -126,6 +127,9 @@ class BabytermApp(App[None]):
         for event in events:
             self.note(event)
         self.main_screen.dispatch(events)
+        for screen in self.screen_stack:
+            if isinstance(screen, XRayScreen):
+                screen.take([e for e in events if isinstance(e, XRayEvent | TaughtEvent)])
 
     def note(self, event: Event) -> None:
         """What the app itself makes of an event: the state, and notifications for what needs eyes."""
@@ -199,6 +203,10 @@ class BabytermApp(App[None]):
     async def action_inspect(self) -> None:
         await self.to_main_screen()
         self.main_screen.action_inspect()
+
+    async def action_xray(self) -> None:
+        await self.to_main_screen()
+        self.main_screen.action_xray()
 
     def action_logs(self) -> None:
         if not isinstance(self.screen, LogsScreen):
@@ -288,6 +296,9 @@ class BabytermApp(App[None]):
         )
         yield SystemCommand(
             "Inspect a reply", "Each token's alternatives and what it looked at (i)", self.action_inspect
+        )
+        yield SystemCommand(
+            "X-ray", "See inside: the typed text or the last reply through the brain (x)", self.action_xray
         )
         yield SystemCommand("Logs", "Browse the logs of every run of every baby", self.action_logs)
         yield SystemCommand(

@@ -115,6 +115,7 @@ TAKES: dict[str | None, tuple[str, ...]] = {
     "export": COMMON,
     "adopt": COMMON,
     "race": ("home", "library", "preset", "device", "threads", "seed"),
+    "xray": COMMON,
 }
 """The shared options each command takes; one given before a command that does not take it is refused."""
 COMMAND_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -221,6 +222,13 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--quant", default="f32", choices=("f32", "q8_0"), help="gguf weights (default f32)")
     export.add_argument("--out", default=None, help="an absent or empty folder (default: ./BABY-FORMAT)")
 
+    xray = sub.add_parser("xray", help="see inside: every stage of the brain's forward pass on TEXT")
+    _shared(xray, TAKES["xray"])
+    xray.add_argument("text", help="the text to x-ray (the last max_seq_len tokens are read)")
+    xray.add_argument("--step", default="live", help="live (the newest checkpoint) or a milestone's step")
+    xray.add_argument("--json", action="store_true", help="the numbers as JSON, for scripts")
+    xray.add_argument("--top-k", type=_positive(int), default=5, help="next-token guesses per position")
+
     adopt = sub.add_parser("adopt", help="adopt a llama2.c model.bin or an exported folder as a new baby")
     adopt.add_argument("path", help="model.bin (tokenizer.bin beside it), or a folder")
     _shared(adopt, TAKES["adopt"], helps={"baby": "the new baby's name (default: from the path)"})
@@ -309,6 +317,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_adopt(args)
         if args.command == "race":
             return cmd_race(args)
+        if args.command == "xray":
+            return cmd_xray(args)
         return cmd_app(args)
     except (SoulError, LibraryError) as e:
         print(f"babyterm: {e}", file=sys.stderr)
@@ -511,6 +521,44 @@ def cmd_race(args: argparse.Namespace) -> int:
     from babyterm.race_printer import print_race
 
     print_race(library, args.minutes, args.brains, args.home, sys.stdout, **options)
+    return 0
+
+
+def cmd_xray(args: argparse.Namespace) -> int:
+    """Print (or dump as JSON) one x-ray of the saved baby on TEXT."""
+    import json
+
+    from babyterm.xray_text import report
+    from school.revive import revive
+    from school.xray import xray
+    from school.xray.learning import learning_of
+    from soul.paths import baby_paths
+
+    if args.step != "live" and not args.step.isdigit():
+        raise SoulError(f"--step takes live or a milestone's step, not {args.step!r}")
+    step = None if args.step == "live" else int(args.step)
+    paths = baby_paths(args.baby, args.home)
+    baby = revive(paths, step=step)
+    for w in baby.warnings:
+        print(f"babyterm: {w}", file=sys.stderr)
+    learning = baby.updates if step is None else learning_of(paths, step, None)
+    try:
+        shot = xray(
+            baby.model,
+            baby.tokenizer,
+            args.text,
+            args.top_k,
+            weights=baby.weights,
+            learning=learning,
+            bos=baby.record.bos_prompt,
+        )
+    except ValueError as e:
+        raise SoulError(str(e)) from None
+    if args.json:
+        json.dump(shot.to_dict(), sys.stdout)
+        sys.stdout.write("\n")
+    else:
+        print("\n".join(report(shot.to_dict())))
     return 0
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -89,12 +90,17 @@ class Checkpointer:
         self.last_save = self.clock()
         return SaveEvent(state.step, str(path), reason, time.perf_counter() - t0)
 
-    def save_milestone(self, step: int) -> Event:
-        """A snapshot of the weights alone, for talking to an earlier self."""
+    def save_milestone(self, step: int, updates: dict[str, Any] | None = None) -> Event:
+        """A snapshot of the weights alone, for talking to an earlier self (and its update sizes)."""
         t0 = time.perf_counter()
         try:
             path = save_milestone(
-                self.paths.milestones, step, ckpt.model_tensors(self.model), self.milestone_keep, self.warn
+                self.paths.milestones,
+                step,
+                ckpt.model_tensors(self.model),
+                self.milestone_keep,
+                log=self.warn,
+                updates=updates,
             )
         except Exception as e:
             return ErrorEvent(step, f"milestone not saved: {e}")

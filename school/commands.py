@@ -111,8 +111,44 @@ class Attend(Command):
     index: int
 
 
+@dataclass(frozen=True)
+class XRayRequest(Command):
+    """X-ray `text` through the brain: answered by an XRayEvent under the same `id`."""
+
+    kind: ClassVar[str] = "xray"
+    id: str
+    text: str
+    weights: str | int = "live"
+    """"live", or the step of a milestone."""
+    top_k: int = 5
+
+
+@dataclass(frozen=True)
+class Steer(Command):
+    """Make token `index` of reply `reply_id` be `token_id` and regenerate the rest from there.
+
+    Answered as a new reply (ChatEvents under `id`), greedy, so the same steer gives the same text.
+    """
+
+    kind: ClassVar[str] = "steer"
+    id: str
+    reply_id: str
+    index: int
+    token_id: int
+
+
+@dataclass(frozen=True)
+class Teach(Command):
+    """A steered reply `id` becomes training text (like Correct); a TaughtEvent follows its token's
+    probability from now to 10 training steps later."""
+
+    kind: ClassVar[str] = "teach"
+    id: str
+
+
 COMMAND_TYPES: dict[str, type[Command]] = {
-    cls.kind: cls for cls in (Pause, Resume, Save, Stop, Chat, CancelChat, Correct, Attend)
+    cls.kind: cls
+    for cls in (Pause, Resume, Save, Stop, Chat, CancelChat, Correct, Attend, XRayRequest, Steer, Teach)
 }
 
 _SCALARS: dict[str, tuple[type, ...]] = {

@@ -189,6 +189,40 @@ class RaceAnswerEvent(Event):
     answer: str
 
 
+@dataclass(frozen=True)
+class XRayEvent(Event):
+    """An x-ray (school.xray.XRay.to_dict()) in answer to XRayRequest `request_id`; `error` if none."""
+
+    kind: ClassVar[str] = "xray"
+    request_id: str
+    xray: dict[str, Any] = field(default_factory=dict)
+    error: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        # shallow: the x-ray is JSON-ready already, and asdict would copy its ~10^6 numbers one by one
+        return {
+            "kind": self.kind,
+            "step": self.step,
+            "request_id": self.request_id,
+            "xray": self.xray,
+            "error": self.error,
+        }
+
+
+@dataclass(frozen=True)
+class TaughtEvent(Event):
+    """A taught steer's token: its probability where it was steered, when taught and `steps` later."""
+
+    kind: ClassVar[str] = "taught"
+    reply_id: str
+    token_id: int
+    piece: str
+    before: float
+    after: float | None = None
+    """None while the steps are still to come."""
+    steps: int = 0
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.kind: cls
     for cls in (
@@ -205,6 +239,8 @@ EVENT_TYPES: dict[str, type[Event]] = {
         InsightEvent,
         RacePointEvent,
         RaceAnswerEvent,
+        XRayEvent,
+        TaughtEvent,
     )
 }
 

@@ -16,13 +16,14 @@ import torch
 from tokenizers import Tokenizer
 
 from brain import Brain, build_brain, config_from_dict
-from school.commands import Attend, CancelChat, Chat, Command, Stop
+from school.commands import Attend, CancelChat, Chat, Command, Steer, Stop, Teach, XRayRequest
 from school.counsellor import event_of, newest_log, parse_records
 from school.events import ErrorEvent, Event, StateEvent, TrainerState
 from school.inbox import Inbox
 from school.options import TrainOptions
 from school.revive import revive
 from school.speaker import Speaker
+from school.xray.learning import learning_of
 from soul import checkpoint as ckpt
 from soul.chat_log import ChatLog
 from soul.checkpoint import list_checkpoints
@@ -70,6 +71,8 @@ class Observer:
         self.pixel: torch.Tensor | None = None
         self.step = 0
         self.weights_step = -1
+        self.updates: dict[str, Any] | None = None
+        """The newest checkpoint's recorded update sizes, for the x-ray."""
 
     @property
     def commands(self) -> Any:
@@ -113,6 +116,7 @@ class Observer:
         baby = revive(self.paths)
         self.model, self.tokenizer, self.record = baby.model, baby.tokenizer, baby.record
         self.step, self.weights_step = baby.step, baby.step
+        self.updates = baby.updates
         for w in baby.warnings:
             self.warn(w)
         hello = {
@@ -147,6 +151,12 @@ class Observer:
                     speaker.reply(command)
                 case Attend():
                     speaker.attend(command)
+                case XRayRequest():
+                    speaker.xray(command, learning_of(self.paths, command.weights, self.updates))
+                case Steer():
+                    speaker.steer(command)  # regenerating trains nothing: a watcher may
+                case Teach():
+                    self.warn("watching only: a steered reply can be regenerated here, not taught")
                 case _:
                     self.warn(f"watching only: {command.kind} belongs to the trainer, which runs elsewhere")
         self.emit(StateEvent(self.step, TrainerState.STOPPED.value, "watch ended"))

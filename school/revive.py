@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from tokenizers import Tokenizer
@@ -16,6 +17,7 @@ from soul.chat_log import ChatLog
 from soul.milestones import load_milestone
 from soul.paths import BabyPaths, SoulError
 from soul.record import BabyRecord
+from soul.resume_state import read_updates
 
 
 @dataclass
@@ -27,6 +29,8 @@ class Revived:
     warnings: list[str]
     weights: str
     """Which weights answer: the newest checkpoint or a milestone."""
+    updates: dict[str, Any] | None = None
+    """The update sizes the trainer last recorded before these weights were saved (for the x-ray)."""
 
 
 def revive(paths: BabyPaths, device: torch.device | str = "cpu", step: int | None = None) -> Revived:
@@ -47,11 +51,11 @@ def revive(paths: BabyPaths, device: torch.device | str = "cpu", step: int | Non
         ckpt.load_model_tensors(model, load_milestone(paths.milestones, step, str(device)))
         return Revived(record, tokenizer, model.eval(), step, [], f"milestone step {step}")
     found = ckpt.load_latest(paths.checkpoints, device, expect=ckpt.tensor_shapes(model))
-    step, warnings = 0, []
+    step, warnings, updates = 0, [], None
     if found is not None:
         ckpt.load_model_tensors(model, found.model)
-        step, warnings = found.step, found.warnings
-    return Revived(record, tokenizer, model.eval(), step, warnings, f"step {step}")
+        step, warnings, updates = found.step, found.warnings, read_updates(found.state.get("updates"))
+    return Revived(record, tokenizer, model.eval(), step, warnings, f"step {step}", updates)
 
 
 def checkpoint_step(paths: BabyPaths) -> int:

@@ -21,10 +21,11 @@ from brain import Brain
 from brain.babyllm import window_reach
 from brain.generate import Sampling, TokenChoice, generate
 from school.chat_host import ChatHost
-from school.commands import Attend, Chat, Correct
+from school.commands import Attend, Chat, Correct, Steer, Teach, XRayRequest
 from school.emphasis import emphasis_bias, parse_marks
 from school.events import ChatEvent, InsightEvent
 from school.options import MAX_PROMPT_CHARS
+from school.steering import Steering
 from school.text_stream import TextStream, piece_bytes
 from school.tokenizer import EOS_ID, decode, scrub
 from soul.chat_log import ChatLine
@@ -67,12 +68,13 @@ class Speaker:
         self.insights: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._milestone: tuple[int, Brain] | None = None
         self._bytes: list[bytes] | None = None  # each id's bytes, for streaming whole characters
+        self.steering = Steering(self)
 
     def greedy(self, prompt: list[int], n: int) -> list[int]:
         sampling = Sampling(temperature=0.0, max_tokens=n)
         return [c.id for c in generate(self.host.model, prompt, sampling, self.host.pixel)]
 
-    def _history(self, role: str, text: str, reply_id: str, weights: str) -> None:
+    def history(self, role: str, text: str, reply_id: str, weights: str) -> None:
         line = ChatLine(role, text, self.host.step, weights, reply_id, time.time())
         self.host.chat_log.write(line)
 
@@ -103,7 +105,7 @@ class Speaker:
             model, weights = self.model_for(command.weights)
         except Exception as e:  # a missing or damaged milestone is a message, not a crash
             return Reply(f"(cannot answer with those weights: {e})", raw, "live", refused=True)
-        self._history("you", raw, command.id, weights)
+        self.history("you", raw, command.id, weights)
         text, spans = parse_marks(raw)
         ids, bias = (
             emphasis_bias(h.tokenizer, text + "\n", spans, command.emphasis, bos=h.record.bos_prompt)
@@ -115,11 +117,11 @@ class Speaker:
         rng_state = torch.get_rng_state()  # chatting must not change what training draws next
         try:
             choices = generate(
-                model, ids, sampling_from(command), h.pixel, self._ends_reply, bias, insight=True
+                model, ids, sampling_from(command), h.pixel, self.ends_reply, bias, insight=True
             )
             for choice in choices:
                 pieces.append(choice.id)
-                tokens.append(self._describe(choice))
+                tokens.append(self.describe(choice))
                 attention.append(choice.attention)
                 if (new := stream.feed(choice.id)) and on_piece is not None:
                     on_piece(new, weights)
@@ -130,8 +132,8 @@ class Speaker:
         finally:
             torch.set_rng_state(rng_state)
         final = stream.text.strip("\n")
-        self._remember(command.id, kept_ids + pieces, len(kept_ids), bias, attention)
-        self._history("baby", final, command.id, weights)
+        self.remember(command.id, kept_ids + pieces, len(kept_ids), bias, attention, tokens)
+        self.history("baby", final, command.id, weights)
         return Reply(final, raw, weights, tokens)
 
     def reply(self, command: Chat) -> None:
@@ -155,20 +157,34 @@ class Speaker:
             )
         )
 
-    def _describe(self, choice: TokenChoice) -> dict[str, Any]:
+    def describe(self, choice: TokenChoice) -> dict[str, Any]:
         tok = self.host.tokenizer
         piece = decode(tok, [choice.id], continuation=True)
         top = [[i, p, decode(tok, [i], continuation=True)] for i, p in choice.top]
         return {"id": choice.id, "text": piece, "prob": choice.prob, "margin": choice.margin, "top": top}
 
-    def _ends_reply(self, ids: list[int]) -> bool:
+    def ends_reply(self, ids: list[int]) -> bool:
         """A blank line or an end-of-text token closes a reply."""
         return ids[-1] == EOS_ID or (len(ids) > 2 and decode(self.host.tokenizer, ids[-3:]).endswith("\n\n"))
 
-    def _remember(
-        self, reply_id: str, ids: list[int], n_prompt: int, bias: list[float], attention: list
+    def remember(
+        self,
+        reply_id: str,
+        ids: list[int],
+        n_prompt: int,
+        bias: list[float],
+        attention: list,
+        tokens: list[dict[str, Any]] | None = None,
+        **extra: Any,
     ) -> None:
-        self.insights[reply_id] = {"ids": ids, "n_prompt": n_prompt, "bias": bias, "attention": attention}
+        self.insights[reply_id] = {
+            "ids": ids,
+            "n_prompt": n_prompt,
+            "bias": bias,
+            "attention": attention,
+            "tokens": tokens or [],
+            **extra,
+        }
         while len(self.insights) > KEEP_INSIGHTS:
             self.insights.popitem(last=False)
 
@@ -211,5 +227,19 @@ class Speaker:
             return
         prompt = self.prompts.get(reply_id, "")
         t.learn(f"{prompt}\n{correction}" if prompt else correction, "correction")
-        self._history("correction", correction, reply_id, "live")
+        self.history("correction", correction, reply_id, "live")
         t.emit(ChatEvent(t.step, reply_id, correction, final=True, prompt=prompt, role="correction"))
+
+    # -- the x-ray and steering (school.steering does the work) ---------------------------------
+
+    def xray(self, command: XRayRequest, learning: dict[str, Any] | None = None) -> None:
+        self.steering.xray(command, learning)
+
+    def steer(self, command: Steer) -> None:
+        self.steering.steer(command)
+
+    def teach(self, command: Teach) -> None:
+        self.steering.teach(command)
+
+    def after_step(self) -> None:
+        self.steering.after_step()

@@ -26,7 +26,20 @@ from school.calligraphist import Calligraphist
 from school.checkpointer import Checkpointer
 from school.classroom import Classroom, open_classroom
 from school.cohort import Cohort, join_cohort
-from school.commands import Attend, CancelChat, Chat, Command, Correct, Pause, Resume, Save, Stop
+from school.commands import (
+    Attend,
+    CancelChat,
+    Chat,
+    Command,
+    Correct,
+    Pause,
+    Resume,
+    Save,
+    Steer,
+    Stop,
+    Teach,
+    XRayRequest,
+)
 from school.compiler import maybe_compile
 from school.counsellor import Counsellor, RunLog, prune_logs
 from school.events import (
@@ -39,6 +52,7 @@ from school.events import (
     StateEvent,
     StepEvent,
     TrainerState,
+    XRayEvent,
 )
 from school.inbox import Inbox
 from school.librarian import Librarian
@@ -47,6 +61,8 @@ from school.options import TrainOptions
 from school.scribe import Scribe
 from school.speaker import Speaker
 from school.syllabus import Syllabus
+from school.update_sizes import measure, snapshot
+from school.xray.learning import learning_of
 from soul import checkpoint as ckpt
 from soul import codec
 from soul.chat_log import ChatLog
@@ -116,6 +132,8 @@ class Tutor:
         self.lr_scale = 1.0
         self._log_broken = False
         self._prepared = False
+        self.updates: dict[str, Any] | None = None
+        """The last logged step's update sizes per layer, {"step", "updates"}: what the x-ray shows."""
 
     # -- wiring ---------------------------------------------------------------------------------
 
@@ -375,6 +393,8 @@ class Tutor:
         self.run_id = log.run_id
 
         def write_log(event: Event) -> None:
+            if isinstance(event, XRayEvent):  # an answer for one screen, megabytes of numbers
+                return
             try:
                 log.write(event)
             except OSError as e:  # a full disk costs log lines, never the training
@@ -421,12 +441,17 @@ class Tutor:
                 opts.minutes is not None and now - run_start - paused_for >= opts.minutes * 60
             ):
                 break
+            # a logged step also records how far it moved each layer (a copy of the weights first)
+            before = snapshot(self.model) if (self.step + 1) % syl.log_every == 0 else None
             t0 = time.monotonic()
             stats = self.train_step()
             steps_this_run += 1
             self.elapsed_s += time.monotonic() - t0
             if stats.get("skipped"):
                 continue
+            if before is not None:
+                self.updates = {"step": self.step, "updates": measure(self.model, before)}
+            self.speaker.after_step()
             if self.step % syl.log_every == 0:
                 now = time.monotonic()
                 tps = (self.tokens_seen - last_log_tokens) / max(1e-9, now - last_log_t - paused_for)
@@ -488,6 +513,12 @@ class Tutor:
                 self.speaker.correct(command)
             case Attend():
                 self.speaker.attend(command)
+            case XRayRequest():
+                self.speaker.xray(command, learning_of(self.paths, command.weights, self.updates))
+            case Steer():
+                self.speaker.steer(command)
+            case Teach():
+                self.speaker.teach(command)
             case CancelChat():
                 pass  # the reply it meant has already finished
             case _:
@@ -508,6 +539,7 @@ class Tutor:
             pixel=self.pixel.tolist(),
             pixel_target=self.pixel_target.tolist(),
             lr_scale=self.lr_scale,
+            updates=self.updates,
         )
 
     def _resume(self) -> None:
@@ -532,6 +564,7 @@ class Tutor:
             self.pixel = torch.tensor(s.pixel, device=self.room.device)
             self.pixel_target = torch.tensor(s.pixel_target, device=self.room.device)
         self.lr_scale = s.lr_scale
+        self.updates = s.updates
 
     def save(self, reason: str) -> None:
         if not self.cohort.lead:
@@ -544,7 +577,7 @@ class Tutor:
     def save_milestone(self) -> None:
         """A snapshot of the weights alone, for talking to an earlier self."""
         if self.cohort.lead:
-            self.emit(self.checkpointer.save_milestone(self.step))
+            self.emit(self.checkpointer.save_milestone(self.step, self.updates))
 
 
 def make_optimizer(model: torch.nn.Module, syl: Any, device: torch.device) -> torch.optim.Optimizer:

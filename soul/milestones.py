@@ -23,6 +23,7 @@ from typing import Any
 
 from soul.atomic import write_atomic, write_json_atomic
 from soul.paths import SoulError
+from soul.resume_state import read_updates
 
 LANDMARKS = (100, 1_000, 10_000)
 MANIFEST_FORMAT = 1
@@ -50,13 +51,18 @@ class Milestone:
     """Its size in bytes; None in a format-0 manifest, which did not record it."""
     saved: float | None = None
     """When it was kept (Unix time); None in a format-0 manifest."""
+    updates: dict[str, Any] | None = None
+    """The update sizes last recorded before it was kept (soul.resume_state.ResumeState.updates)."""
 
     @property
     def file(self) -> str:
         return milestone_name(self.step)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"file": self.file, **asdict(self)}
+        out = {"file": self.file, **asdict(self)}
+        if self.updates is None:
+            out.pop("updates")
+        return out
 
     @classmethod
     def from_dict(cls, data: Any) -> Milestone:
@@ -74,7 +80,8 @@ class Milestone:
             raise ValueError(f"saved {saved!r}")
         if data.get("file", milestone_name(step)) != milestone_name(step):
             raise ValueError(f"file {data.get('file')!r} is not step {step}'s")
-        return cls(step, sha, size, None if saved is None else float(saved))
+        updates = read_updates(data.get("updates"))
+        return cls(step, sha, size, None if saved is None else float(saved), updates)
 
 
 def read_manifest(folder: Path, log: Log | None = None) -> dict[int, Milestone]:
@@ -125,16 +132,24 @@ def list_milestones(folder: Path) -> list[int]:
 
 
 def save_milestone(
-    folder: Path, step: int, tensors: dict[str, Any], keep: int = 24, log: Log | None = None
+    folder: Path,
+    step: int,
+    tensors: dict[str, Any],
+    keep: int = 24,
+    log: Log | None = None,
+    updates: dict[str, Any] | None = None,
 ) -> Path:
-    """Write the weights of `step` (from soul.checkpoint.model_tensors) and prune to `keep`."""
+    """Write the weights of `step` (from soul.checkpoint.model_tensors) and prune to `keep`.
+
+    `updates`, the last recorded update sizes, go into its record for the x-ray.
+    """
     from safetensors.torch import save_file
 
     path = folder / milestone_name(step)
     write_atomic(path, lambda tmp: save_file({k: v.contiguous() for k, v in tensors.items()}, tmp))
     data = path.read_bytes()
     manifest = read_manifest(folder, log)
-    manifest[step] = Milestone(step, hashlib.sha256(data).hexdigest(), len(data), time.time())
+    manifest[step] = Milestone(step, hashlib.sha256(data).hexdigest(), len(data), time.time(), updates)
     steps = list_milestones(folder)
     removable = [s for s in steps if s not in LANDMARKS and s != step]
     while len(steps) > keep and removable:

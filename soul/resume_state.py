@@ -32,6 +32,8 @@ class ResumeState:
     pixel_target: list[float] | None = None
     lr_scale: float = 1.0
     """The learning-rate factor after rollbacks of non-finite steps."""
+    updates: dict[str, Any] | None = None
+    """The last logged step's update sizes, {"step": N, "updates": {layer: ‖Δw‖/‖w‖}}, for the x-ray."""
     version: int = VERSION
 
     def to_json(self) -> dict[str, Any]:
@@ -45,6 +47,7 @@ class ResumeState:
             "metabolism": self.metabolism,
             **({"pixel": self.pixel, "pixel_target": self.pixel_target} if self.pixel is not None else {}),
             "lr_scale": self.lr_scale,
+            **({"updates": self.updates} if self.updates is not None else {}),
         }
 
     @classmethod
@@ -84,8 +87,19 @@ class ResumeState:
             pixel=[float(v) for v in pixel] if pixel is not None else None,
             pixel_target=[float(v) for v in target] if target is not None else None,
             lr_scale=float(_get(data, "lr_scale", float, 1.0)),
+            updates=read_updates(data.get("updates")),
             version=VERSION,
         )
+
+
+def read_updates(data: Any) -> dict[str, Any] | None:
+    """The x-ray's update sizes, or None: they only inform, so a damaged record is dropped, not fatal."""
+    if not isinstance(data, dict) or not isinstance(data.get("updates"), dict):
+        return None
+    step, updates = data.get("step"), data["updates"]
+    if not isinstance(step, int) or not all(isinstance(k, str) and _real(v) for k, v in updates.items()):
+        return None
+    return {"step": step, "updates": {k: float(v) for k, v in updates.items()}}
 
 
 def _real(value: Any) -> bool:

@@ -13,7 +13,7 @@ from typing import Any
 from textual.css.query import NoMatches
 from textual.pilot import Pilot
 
-from school.commands import Attend, CancelChat, Chat, Command, Pause, Resume, Save
+from school.commands import Attend, CancelChat, Chat, Command, Pause, Resume, Save, XRayRequest
 from school.counsellor import RunLog
 from school.events import (
     ChatEvent,
@@ -142,6 +142,10 @@ class FakeLink:
                 self.queue.append(self.final(command.id))
             case Attend():
                 self._attend(command)
+            case XRayRequest():
+                from tests.fake_xray import xray_event  # torch only for the tests that x-ray
+
+                self.queue.append(xray_event(self.step, command, self.brain))
 
     def _save(self) -> None:
         state = "paused" if self.paused else "training"

@@ -18,7 +18,10 @@ from school.commands import (
     Pause,
     Resume,
     Save,
+    Steer,
     Stop,
+    Teach,
+    XRayRequest,
     command_from_dict,
 )
 from school.events import StateEvent, TrainerState, event_from_dict
@@ -45,6 +48,10 @@ EXAMPLES: list[Command] = [
     CancelChat(id="r1"),
     Correct(id="r1", text="better"),
     Attend(id="r1", index=4),
+    XRayRequest(id="x1", text="to be"),
+    XRayRequest(id="x2", text="or not", weights=100, top_k=3),
+    Steer(id="r3", reply_id="r1", index=2, token_id=300),
+    Teach(id="r3"),
 ]
 
 

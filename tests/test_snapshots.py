@@ -93,3 +93,24 @@ def test_logs_screen(home: Path, snap_compare: Any) -> None:
         await pilot.pause()
 
     assert snap_compare(app, run_before=run_before, terminal_size=(120, 36))
+
+
+def test_xray_screen(home: Path, snap_compare: Any) -> None:
+    """The x-ray of typed text through a tiny seeded transformer, on layer 1's second head."""
+    app, link = main_app(home)
+
+    async def run_before(pilot: Pilot[None]) -> None:
+        from babyterm.screens.xray import XRayScreen
+
+        assert isinstance(pilot.app, BabytermApp)
+        await until(pilot, lambda: link.started == 1)
+        link.advance(60)
+        pilot.app.main_screen.query_one("#chat-input").value = "the cat sat on the mat"
+        await pilot.press("x")
+        await until(
+            pilot, lambda: isinstance(pilot.app.screen, XRayScreen) and pilot.app.screen.shot is not None
+        )
+        await pilot.press("tab", "tab", "tab", "down", "right_square_bracket", "left", "left")
+        await pilot.pause()
+
+    assert snap_compare(app, run_before=run_before, terminal_size=(120, 36))

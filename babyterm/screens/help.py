@@ -16,6 +16,7 @@ from textual.widgets import Static
 from babyterm.screens.logs import LogsScreen
 from babyterm.screens.main import MainScreen
 from babyterm.screens.race import RaceScreen
+from babyterm.screens.xray import XRayScreen
 from babyterm.widgets.chat import ChatPane
 from babyterm.widgets.chat_settings import COMMANDS
 from babyterm.widgets.inspect_panel import InspectPanel
@@ -84,6 +85,7 @@ class HelpScreen(ModalScreen[None]):
                 ],
             ),
             ("inspect mode (i or /inspect)", key_rows(InspectPanel.BINDINGS)),
+            ("x-ray screen (x)", key_rows(XRayScreen.BINDINGS)),
             ("logs screen", key_rows(LogsScreen.BINDINGS)),
             ("race view (R)", key_rows(RaceScreen.BINDINGS)),
         ]

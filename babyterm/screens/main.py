@@ -12,6 +12,7 @@ from textual.widgets import Footer
 
 from babyterm.messages import EventBatch, PixelChanged
 from babyterm.recall import recall
+from babyterm.screens.xray import XRayScreen
 from babyterm.widgets.chat import ChatPane
 from babyterm.widgets.loss_plot import LossPlot
 from babyterm.widgets.loss_stream import STREAM_KINDS, LossStream
@@ -30,6 +31,7 @@ from school.events import (
     ScribeEvent,
     StateEvent,
     StepEvent,
+    TaughtEvent,
 )
 from soul.paths import BabyPaths
 
@@ -43,6 +45,7 @@ class MainScreen(Screen[None]):
         Binding("escape", "stop_reply", "stop reply", tooltip="stop the reply that is streaming in"),
         Binding("k", "confidence", "confidence", tooltip="colour replies by the baby's confidence (/conf)"),
         Binding("i", "inspect", "inspect", tooltip="inspect the last reply token by token (/inspect)"),
+        Binding("x", "xray", "x-ray", tooltip="see inside: the typed text, or the reply, through the brain"),
     ]
 
     def __init__(self, paths: BabyPaths, chat_max_tokens: int = 120, recall: bool = True) -> None:
@@ -88,7 +91,7 @@ class MainScreen(Screen[None]):
             ("#startup", () if past else (ProgressEvent, StepEvent, StateEvent)),
             ("#loss-stream", STREAM_KINDS),
             ("#scribe", (ScribeEvent,)),
-            ("#chat", (ChatEvent, InsightEvent)),
+            ("#chat", (ChatEvent, InsightEvent, TaughtEvent)),
         ]
         # query, not query_one: a drain can land while the app closes and its widgets are gone
         for selector, kinds in routes:
@@ -114,6 +117,16 @@ class MainScreen(Screen[None]):
 
     def action_inspect(self) -> None:
         self.chat.inspector.open()
+
+    def action_xray(self) -> None:
+        text = self.chat.xray_text()
+        if not text:
+            self.notify(
+                "nothing to x-ray: type some text, or ask the baby something first", severity="warning"
+            )
+            return
+        weights = self.chat.settings.weights
+        self.app.push_screen(XRayScreen(text, "live" if weights is None else weights, self.chat.taught))
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "stop_reply":  # shown only while a reply is streaming

@@ -25,8 +25,9 @@ from babyterm.widgets.chat_settings import (
     milestone_step,
 )
 from babyterm.widgets.inspect_panel import InspectPanel
+from babyterm.xray_text import taught_line
 from school.commands import CancelChat, Chat, Correct
-from school.events import ChatEvent, InsightEvent
+from school.events import ChatEvent, InsightEvent, TaughtEvent
 from school.options import MAX_PROMPT_CHARS
 from school.transcript import export_transcript, parse_since
 from soul.chat_log import ChatLine, ChatLog
@@ -70,6 +71,8 @@ class ChatPane(Vertical):
         self.replies: dict[str, ChatMessage] = {}
         self.in_flight: str | None = None
         self.last_reply: str | None = None
+        self.prompts: dict[str, str] = {}  # reply id -> what it answered, for the x-ray
+        self.taught: list[TaughtEvent] = []  # what taught steers became, for the x-ray's logits
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="chat-history"):
@@ -270,9 +273,25 @@ class ChatPane(Vertical):
 
     # -- events in --------------------------------------------------------------------------------
 
+    def xray_text(self) -> str:
+        """What the x-ray reads: the text being typed, else the inspected (or last) exchange."""
+        typed = self.query_one("#chat-input", Input).value.strip()
+        if typed and not typed.startswith("/"):
+            return typed
+        selected = self.inspector.selected
+        reply_id = selected[0] if selected is not None else self.last_reply
+        reply = self.replies.get(reply_id or "")
+        if reply is None or not reply.text:
+            return ""
+        prompt = self.prompts.get(reply.reply_id or "", "")
+        return f"{prompt}\n{reply.text}" if prompt else reply.text  # the framing's one-turn case
+
     def on_event_batch(self, message: EventBatch) -> None:
         for event in message.events:
-            if isinstance(event, InsightEvent):
+            if isinstance(event, TaughtEvent):
+                self.taught = [*[t for t in self.taught if t.reply_id != event.reply_id][-7:], event]
+                self.notify(taught_line(event), title="steering", timeout=6, markup=False)
+            elif isinstance(event, InsightEvent):
                 self.inspector.take(event)
             elif isinstance(event, ChatEvent):
                 self.chat_event(event)
@@ -285,6 +304,7 @@ class ChatPane(Vertical):
         reply.weights = event.weights
         if event.final:
             reply.step = event.step
+            self.prompts[event.reply_id] = event.prompt
             reply.finish(event.text, tokens=event.tokens)
             if self.in_flight == event.reply_id:
                 self.in_flight = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import ClassVar
@@ -13,10 +14,11 @@ from textual.message import Message
 from textual.timer import Timer
 
 from babyterm.messages import TrainerCommand
+from babyterm.text import one_line
 from babyterm.widgets.attention_strip import AttentionStrip
 from babyterm.widgets.chat_message import ChatMessage
 from babyterm.widgets.token_inspector import TokenInspector
-from school.commands import Attend
+from school.commands import Attend, Steer, Teach
 from school.events import InsightEvent
 
 ATTEND_DELAY = 0.15
@@ -51,6 +53,24 @@ class InspectPanel(Vertical, can_focus=True):
         Binding(
             "right_curly_bracket,full_stop", "head(1)", "head", show=False, tooltip="inspect: the next head"
         ),
+        Binding(
+            "1",
+            "steer(0)",
+            "steer",
+            key_display="1-5",
+            tooltip="inspect: make this token its alternative 1-5 and regenerate the rest (greedy)",
+        ),
+        *(
+            Binding(
+                str(n + 1),
+                f"steer({n})",
+                "steer",
+                show=False,
+                tooltip=f"inspect: steer to alternative {n + 1}",
+            )
+            for n in range(1, 5)
+        ),
+        Binding("t", "teach", "teach this", tooltip="inspect: a steered reply becomes training text"),
     ]
 
     class Toggled(Message):
@@ -135,6 +155,38 @@ class InspectPanel(Vertical, can_focus=True):
             self.insights.popitem(last=False)
         if self.selected == key:
             self.query_one(AttentionStrip).show_insight(event)
+
+    def action_steer(self, choice: int) -> None:
+        """Token becomes its alternative `choice` (0-4): the trainer regenerates the reply from there."""
+        if self.selection is None:
+            return
+        reply, index = self.selection
+        top = reply.tokens[index].get("top", [])
+        if not 0 <= choice < len(top):
+            self.notify(f"this token has no alternative {choice + 1}", severity="warning", timeout=3)
+            return
+        steered_id = uuid.uuid4().hex
+        self.post_message(
+            TrainerCommand(
+                Steer(id=steered_id, reply_id=reply.reply_id, index=index, token_id=top[choice][0])
+            )
+        )
+        self.notify(
+            f"steering token {index + 1} to “{one_line(str(top[choice][2]), 20)}”…", timeout=3, markup=False
+        )
+
+    def action_teach(self) -> None:
+        if self.selection is None:
+            return
+        reply = self.selection[0]
+        if not any(t.get("steered") for t in reply.tokens):
+            self.notify(
+                "only a steered reply can be taught: steer a token first (1-5)", severity="warning", timeout=4
+            )
+        elif getattr(self.app, "link", None) is not None and self.app.link.watch:
+            self.notify("watching only: a steered reply cannot be taught here", severity="warning", timeout=4)
+        else:
+            self.post_message(TrainerCommand(Teach(id=reply.reply_id)))
 
     def action_move(self, delta: int) -> None:
         if self.selection is not None:

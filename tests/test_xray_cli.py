@@ -1,0 +1,58 @@
+"""`babyterm xray`: JSON of the saved baby's own numbers, text naming every stage, one-line mistakes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from babyterm.cli import main
+from school.revive import revive
+from school.tokenizer import encode_prompt
+from soul.paths import baby_paths
+from tests.baby_factory import make_baby
+
+TEXT = "But soft, what light"
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize("brain", ["transformer", "babyllm"])
+def test_json_is_the_models_numbers(capsys, isolated_home: Path, small_library: Path, brain: str) -> None:
+    make_baby(isolated_home, small_library, f"x-{brain}", brain)
+    code, out, _ = run(capsys, "xray", "--baby", f"x-{brain}", "--json", "--top-k", "3", TEXT)
+    assert code == 0
+    shot = json.loads(out)
+    baby = revive(baby_paths(f"x-{brain}", str(isolated_home)))
+    ids = encode_prompt(baby.tokenizer, TEXT)
+    assert [t["id"] for t in shot["tokens"]] == ids
+    with torch.no_grad():
+        probs = baby.model(torch.tensor([ids]))[0][0].softmax(-1)
+    for n, view in enumerate(shot["logits"]):
+        assert [g["id"] for g in view["top"]] == probs[n].topk(3).indices.tolist()
+    if brain == "transformer":
+        row = shot["layers"][0]["heads"][0]["weights"][len(ids) - 1]
+        assert sum(row) == pytest.approx(1.0, abs=1e-3)
+    else:
+        assert len(shot["babyllm"]["gates"]) == 2
+    assert shot["stages"][0]["name"] == "tokens"
+
+    code, out, _ = run(capsys, "xray", "--baby", f"x-{brain}", TEXT)
+    assert code == 0
+    for stage in shot["stages"]:
+        assert f"── {stage['name']} ──" in out
+
+
+def test_mistakes_are_one_line(capsys, isolated_home: Path, small_library: Path) -> None:
+    code, _, err = run(capsys, "xray", "--baby", "nobody", "hi")
+    assert code == 2 and "no baby named 'nobody'" in err and len(err.strip().splitlines()) == 1
+    make_baby(isolated_home, small_library, "x", "transformer")
+    for step, why in (("soon", "--step takes live"), ("7", "no milestone at step 7")):
+        code, out, err = run(capsys, "xray", "--baby", "x", "--step", step, "hi")
+        assert code == 2 and why in err and not out and "Traceback" not in err
