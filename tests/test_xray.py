@@ -95,7 +95,7 @@ def test_attention_rows(brain, tokenizer):
             assert torch.allclose(row.softmax(-1), torch.tensor(head.weights[T - 1]), atol=1e-4)
     if brain == "transformer":
         angles = torch.tensor(shot.position.angles)
-        assert torch.allclose(angles.cos(), model.rope_cos[:T, 0, ::2], atol=1e-4)
+        assert torch.allclose(torch.polar(torch.ones_like(angles), angles), model.rope[:T, 0], atol=1e-4)
         h = shot.layers[0].heads[0]  # rotation keeps a query's length and turns it by the angles
         before, after = torch.tensor(h.query), torch.tensor(h.query_rotated)
         assert torch.allclose(before.norm(dim=-1), after.norm(dim=-1), rtol=1e-3)

@@ -47,8 +47,8 @@ def transformer(model, ids: torch.Tensor, pixel):
     nh, nkv, hs = cfg.n_heads, cfg.n_kv_heads, cfg.head_size
     x = model.tok_embeddings(ids)  # (1, T, C)
     x = x + model.pixel_in(pixel_input(pixel, 1, x.device, x.dtype)).unsqueeze(1)
-    rope = (model.rope_cos[:T], model.rope_sin[:T])
-    # rope_tables' formula: the cosines of these are the brain's own rope_cos (a test holds them equal)
+    rope = model.rope[:T]  # (T, 1, hs/2) complex: the brain's own rotation of each adjacent pair
+    # rope_tables' formula: these angles are the brain's own rotation's (a test holds them equal)
     inv_freq = 1.0 / (cfg.rope_base ** (torch.arange(0, hs, 2, dtype=torch.float64) / hs))
     angles = torch.outer(torch.arange(T, dtype=torch.float64), inv_freq)  # (T, hs/2)
     visible = _causal(T, x.device)
@@ -56,7 +56,7 @@ def transformer(model, ids: torch.Tensor, pixel):
     for li, block in enumerate(model.layers):
         qkv = block.attention.wqkv(block.attention_norm(x))
         raw = qkv[..., : (nh + nkv) * hs].view(1, T, nh + nkv, hs)
-        qk = apply_rope(raw, *rope).transpose(1, 2)[0]  # (nh + nkv, T, hs)
+        qk = apply_rope(raw, rope).transpose(1, 2)[0]  # (nh + nkv, T, hs)
         q, k = qk.split([nh, nkv])
         v = qkv[..., (nh + nkv) * hs :].view(T, nkv, hs).transpose(0, 1)
         if nkv != nh:
