@@ -7,17 +7,35 @@ and looks at the steered token's probability again TEACH_STEPS training steps la
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections import OrderedDict
+from typing import Any, Protocol
 
 import torch
 
-from brain.generate import Sampling, generate
+from brain import Brain
+from brain.generate import Sampling, TokenChoice, generate
+from school.chat_host import ChatHost
 from school.commands import Steer, Teach, XRayRequest
 from school.events import ChatEvent, TaughtEvent, XRayEvent
 from school.tokenizer import decode, scrub
 
-if TYPE_CHECKING:
-    from school.speaker import Speaker
+
+class ReplyKeeper(Protocol):
+    """What steering needs of the speaker (school.speaker.Speaker): the replies it keeps, the brains
+    it answers with, and its ways of describing, ending and recording a reply."""
+
+    host: ChatHost
+    prompts: dict[str, str]
+    insights: OrderedDict[str, dict[str, Any]]
+
+    def model_for(self, weights: str | int) -> tuple[Brain, str]: ...
+    def describe(self, choice: TokenChoice) -> dict[str, Any]: ...
+    def ends_reply(self, ids: list[int]) -> bool: ...
+    def history(self, role: str, text: str, reply_id: str, weights: str) -> None: ...
+    def remember(
+        self, reply_id: str, ids: list[int], n_prompt: int, bias: list[float], attention: list
+    ) -> None: ...
+
 
 TEACH_STEPS = 10
 """A taught steer's token is looked at again this many training steps later."""
@@ -26,13 +44,13 @@ TEACH_STEPS = 10
 class Steering:
     """The speaker's steering: it reads the replies the speaker keeps and speaks through its host."""
 
-    def __init__(self, speaker: Speaker) -> None:
+    def __init__(self, speaker: ReplyKeeper) -> None:
         self.speaker = speaker
         self.taught: list[dict[str, Any]] = []
         """Taught steers waiting for their later look."""
 
     @property
-    def host(self) -> Any:
+    def host(self) -> ChatHost:
         return self.speaker.host
 
     def xray(self, command: XRayRequest, learning: dict[str, Any] | None = None) -> None:
