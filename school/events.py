@@ -149,6 +149,7 @@ class ChatEvent(Event):
     weights: str = "live"  # which weights answered: "live" or a milestone name
     role: str = "baby"  # "baby" for a reply, "correction" when a correction became training text
     tokens: list[dict[str, Any]] = field(default_factory=list)  # per-token insight (issue 4)
+    source: str = "app"  # who asked: "app", or "http" for an outside client (babyterm serve)
 
 
 @dataclass(frozen=True)
