@@ -11,6 +11,9 @@ from school.options import TrainOptions
 from soul.milestones import list_milestones
 from soul.paths import BabyPaths, SoulError, baby_paths
 
+LIVE_DUTY = 0.15
+"""Share of the wall clock replies to HTTP clients may take while the baby trains."""
+
 
 def served_weights(step: str, paths: BabyPaths) -> str | int:
     """`--step`: "live", or the step of a milestone that exists."""
@@ -73,7 +76,7 @@ def cmd_serve(args: argparse.Namespace, options: TrainOptions) -> int:
 
 def serve_live(tutor: Any, args: argparse.Namespace) -> Any:
     """Start a server on the tutor's live weights (replies between steps, at most LIVE_DUTY of the time)."""
-    from babyterm.server.serve import LIVE_DUTY, ServerThread, api_key, banner
+    from babyterm.server.serve import ServerThread, api_key, banner
 
     key = api_key(args.api_key)
     name = baby_paths(tutor.options.baby, tutor.options.home).name
@@ -87,3 +90,84 @@ def serve_live(tutor: Any, args: argparse.Namespace) -> Any:
     server.start()
     print(banner(server.url, name, key is not None), flush=True)
     return server
+
+
+class ServeRelay:
+    """In the app's trainer process: passes commands from the app's queue on to the host's, and takes
+    Serve commands itself, starting or stopping a server beside the host (the tutor or the observer).
+
+    `say` hands events to the app (ServeEvent, and a line when the server cannot start).
+    """
+
+    PORTS_TRIED = 10  # 8000 busy: 8001, ... (the app has no --port)
+
+    def __init__(self, source: Any, host: Any, name: str, say: Any, duty: float) -> None:
+        import threading
+
+        self.source, self.host, self.name, self.say, self.duty = source, host, name, say, duty
+        self.server: Any = None
+        self._done = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="babyterm-relay", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self._done.set()
+        self.thread.join(5)
+        self._stop_server()
+
+    def _run(self) -> None:
+        import queue as stdlib_queue
+
+        from school.commands import CommandError, Serve, command_from_dict
+
+        while not self._done.is_set():
+            try:
+                raw = self.source.get(timeout=0.2)
+            except stdlib_queue.Empty:
+                continue
+            except (EOFError, OSError):  # the app has gone: the host notices on its own
+                return
+            if isinstance(raw, dict) and raw.get("kind") == Serve.kind:
+                try:
+                    self._serve(command_from_dict(raw))  # type: ignore[arg-type]
+                except CommandError as e:
+                    self._tell("", f"command refused: {e}")
+                continue
+            self.host.commands.put(raw)
+
+    def _serve(self, command: Any) -> None:
+        from babyterm.server.serve import ServeError, ServerThread, api_key
+
+        if command.stop:
+            self._stop_server()
+            self._tell("")
+            return
+        if self.server is not None:
+            self._tell(self.server.url)
+            return
+        error = ""
+        for port in range(command.port, command.port + self.PORTS_TRIED):
+            try:
+                server = ServerThread(self.host, self.name, command.host, port, api_key(None), duty=self.duty)
+                server.start()
+            except ServeError as e:
+                error = str(e)
+                if "in use" not in error:
+                    break
+                continue
+            self.server = server
+            self._tell(server.url)
+            return
+        self._tell("", error)
+
+    def _stop_server(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+            self.server = None
+
+    def _tell(self, url: str, error: str = "") -> None:
+        from school.events import ServeEvent
+
+        self.say(ServeEvent(getattr(self.host, "step", 0), url, error))

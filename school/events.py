@@ -170,6 +170,15 @@ class InsightEvent(Event):
     windows: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class ServeEvent(Event):
+    """The HTTP server (babyterm serve) started on `url`, stopped (url ""), or could not (`error`)."""
+
+    kind: ClassVar[str] = "serve"
+    url: str
+    error: str = ""
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.kind: cls
     for cls in (
@@ -184,6 +193,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         ProgressEvent,
         ChatEvent,
         InsightEvent,
+        ServeEvent,
     )
 }
 

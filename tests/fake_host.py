@@ -15,13 +15,18 @@ from school.events import ChatEvent, Event, StateEvent
 class FakeHost:
     def __init__(self, delay: float = 0.0, piece: str = "la ") -> None:
         self.delay, self.piece = delay, piece
-        self.commands: list[Command] = []
+        self.taken: list[Command] = []  # every command, in arrival order
         self.subscribers: list[Callable[[Event], None]] = []
         self.inbox: queue.Queue = queue.Queue()
         self.deferred: deque[Command] = deque()  # what arrived mid-reply, served after it
         self.step = 7
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
+
+    @property
+    def commands(self) -> queue.Queue:
+        """The queue commands arrive on, as the tutor's and the observer's."""
+        return self.inbox
 
     def send(self, command: Command) -> None:
         self.inbox.put(command.to_dict())  # the wire format, as the real hosts take it
@@ -34,10 +39,10 @@ class FakeHost:
             fn(event)
 
     def chats(self) -> list[Chat]:
-        return [c for c in self.commands if isinstance(c, Chat)]
+        return [c for c in self.taken if isinstance(c, Chat)]
 
     def cancelled(self) -> set[str]:
-        return {c.id for c in self.commands if isinstance(c, CancelChat)}
+        return {c.id for c in self.taken if isinstance(c, CancelChat)}
 
     def stop(self) -> None:
         self.inbox.put(None)
@@ -52,7 +57,7 @@ class FakeHost:
                 return
             else:
                 command = command_from_dict(raw)
-                self.commands.append(command)
+                self.taken.append(command)
             if isinstance(command, Chat):
                 self._answer(command)
 
@@ -65,7 +70,7 @@ class FakeHost:
                 raw = None
             if raw is not None:
                 command = command_from_dict(raw)
-                self.commands.append(command)
+                self.taken.append(command)
                 if isinstance(command, CancelChat) and command.id == chat.id:
                     break
                 self.deferred.append(command)

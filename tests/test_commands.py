@@ -18,6 +18,7 @@ from school.commands import (
     Pause,
     Resume,
     Save,
+    Serve,
     Stop,
     command_from_dict,
 )
@@ -40,10 +41,13 @@ EXAMPLES: list[Command] = [
         seed=3,
         emphasis=3.0,
         weights=100,
+        source="http",
     ),
     CancelChat(id="r1"),
     Correct(id="r1", text="better"),
     Attend(id="r1", index=4),
+    Serve(),
+    Serve(host="::1", port=0, stop=True),
 ]
 
 
@@ -71,6 +75,8 @@ def test_round_trip(command: Command) -> None:
         ({"kind": "chat", "id": "r", "text": "x", "weights": 1.5}, "weights is float"),
         ({"kind": "attend", "id": "r", "index": 1.0}, "index is float"),
         ({"kind": "stop", "now": True}, "unknown field 'now'"),
+        ({"kind": "serve", "stop": 1}, "stop is int"),
+        ({"kind": "serve", "port": True}, "port is bool"),
     ],
 )
 def test_bad_commands_are_refused_with_a_reason(data: object, why: str) -> None:

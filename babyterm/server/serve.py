@@ -22,8 +22,6 @@ from .bridge import Bridge, Host
 
 KEY_ENV = "BABYTERM_API_KEY"
 DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 8000
-LIVE_DUTY = 0.15
-"""Share of the wall clock replies may take while the baby trains (training keeps the rest)."""
 
 
 class ServeError(SoulError):
