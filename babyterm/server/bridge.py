@@ -84,8 +84,9 @@ class StopCutter:
 class ReplyStream:
     """One reply as it arrives: iterate `pieces()`; then `tokens` and `finish_reason` are known."""
 
-    def __init__(self, bridge: Bridge, reply_id: str, ask: Ask) -> None:
+    def __init__(self, bridge: Bridge, reply_id: str, ask: Ask, began: Callable[[], None]) -> None:
         self.bridge, self.id, self.ask = bridge, reply_id, ask
+        self.began: Callable[[], None] | None = began  # told at the host's first word
         self.loop = asyncio.get_running_loop()
         self.inbox: asyncio.Queue[Any] = asyncio.Queue()
         self.cutter = StopCutter(ask.stops)
@@ -102,6 +103,9 @@ class ReplyStream:
             item = await asyncio.wait_for(self.inbox.get(), silence)
         except TimeoutError:
             raise HostGone("the baby stopped answering") from None
+        if self.began is not None:
+            self.began()
+            self.began = None
         if not isinstance(item, ChatEvent):
             raise HostGone("the baby stopped")
         return item
@@ -182,9 +186,9 @@ class Bridge:
     @contextlib.asynccontextmanager
     async def reply(self, ask: Ask) -> AsyncIterator[ReplyStream]:
         """Wait for the slot, ask, and yield the reply's stream; leaving early cancels the reply."""
-        async with self.slot.turn():
+        async with self.slot.turn() as turn:
             reply_id = f"http-{uuid.uuid4().hex[:16]}"
-            stream = ReplyStream(self, reply_id, ask)
+            stream = ReplyStream(self, reply_id, ask, turn.began)
             self._streams[reply_id] = stream
             self.host.send(
                 Chat(

@@ -2,8 +2,9 @@
 
 Requests wait in arrival order; the one at the front gets the slot once the previous reply is
 whole. With `duty` below 1 the slot also rests after each reply, `held × (1 − duty) / duty`
-seconds, so that replies take at most about `duty` of the wall clock and training keeps the rest,
-however many clients wait. A lone request on an idle slot starts at once.
+seconds (held: from the host's first word to the end of the reply), so that replies take at most
+about `duty` of the wall clock and training keeps the rest, however many clients wait. A lone
+request on an idle slot starts at once.
 """
 
 from __future__ import annotations
@@ -21,6 +22,18 @@ class QueueFull(Exception):
     """More requests wait than the slot takes."""
 
 
+class Turn:
+    """A held slot. The holder calls `began()` when the host starts answering: the rest after it
+    counts from then, so time spent waiting for the trainer to finish its step is not charged."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self.clock = clock
+        self.start = clock()
+
+    def began(self) -> None:
+        self.start = self.clock()
+
+
 class ReplySlot:
     def __init__(self, duty: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
         if not 0 < duty <= 1:
@@ -36,7 +49,7 @@ class ReplySlot:
         return sum(not f.done() for f in self._waiting)
 
     @contextlib.asynccontextmanager
-    async def turn(self) -> AsyncIterator[None]:
+    async def turn(self) -> AsyncIterator[Turn]:
         """Wait for the slot in arrival order, hold it for the block; a cancelled wait leaves the line."""
         if self.waiting >= MAX_WAITING:
             raise QueueFull(f"{MAX_WAITING} requests are already waiting")
@@ -52,11 +65,11 @@ class ReplySlot:
                 ticket.cancel()
                 self._wake()
             raise
-        start = self.clock()
+        turn = Turn(self.clock)
         try:
-            yield
+            yield turn
         finally:
-            self._release(self.clock() - start)
+            self._release(max(0.0, self.clock() - turn.start))
 
     def _release(self, held: float) -> None:
         self._busy = False
