@@ -33,20 +33,21 @@ BODY = {"model": "baby", "messages": [{"role": "user", "content": "Hello there"}
 
 
 async def _stream(client, url: str, max_tokens: int) -> tuple[float, int]:
-    """(seconds to the first content chunk, content chunks) of one streamed chat."""
-    start, first, chunks = time.perf_counter(), None, 0
+    """(seconds to the first content chunk, content chunks, or -1 if the stream never said [DONE])."""
+    start, first, chunks, done = time.perf_counter(), None, 0, False
     async with client.stream(
         "POST", f"{url}/v1/chat/completions", json={**BODY, "max_tokens": max_tokens}
     ) as r:
         r.raise_for_status()
         async for line in r.aiter_lines():
+            done = done or line == "data: [DONE]"
             if not line.startswith("data: {"):
                 continue
             delta = json.loads(line[6:])["choices"][0].get("delta", {})
             if delta.get("content"):
                 chunks += 1
                 first = first if first is not None else time.perf_counter() - start
-    return (first if first is not None else float("nan")), chunks
+    return (first if first is not None else float("nan")), chunks if done else -1
 
 
 async def _clients(url: str, n: int, max_tokens: int) -> list[tuple[float, int]]:
@@ -66,6 +67,7 @@ def client_main(url: str, n: int, max_tokens: int, lone: int) -> None:
     for _ in range(lone):
         time.sleep(0.5)
         firsts.append(asyncio.run(_clients(url, 1, 8))[0][0])
+    firsts = [f for f in firsts if f == f] or [float("nan")]  # a reply with no words has no first one
     print(json.dumps({"first_token_s": firsts}), flush=True)
 
 
@@ -123,7 +125,7 @@ def main() -> None:
     alive.set()
     trainer = threading.Thread(target=tutor.run, args=(alive.is_set,), daemon=True)
     trainer.start()
-    while tutor.step < 20:  # born, and past the first steps' warm-up
+    while tutor.step < 60:  # born, past the warm-up, and saying more than a blank line
         time.sleep(0.1)
     server = ServerThread(tutor, "baby", port=0, duty=LIVE_DUTY)
     server.start()
@@ -174,7 +176,7 @@ def main() -> None:
     load = next(line for line in lines if "chunks" in line)
     firsts = next(line for line in lines if "first_token_s" in line)["first_token_s"]
     chunks = load["chunks"]
-    done = sum(c > 0 for c in chunks)
+    done = sum(c >= 0 for c in chunks)
     record = tutor.room.record
     median, worst = statistics.median(firsts) * 1000, max(firsts) * 1000
     s_median, s_worst = statistics.median(served_firsts) * 1000, max(served_firsts) * 1000
