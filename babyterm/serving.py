@@ -11,7 +11,7 @@ from school.options import TrainOptions
 from soul.milestones import list_milestones
 from soul.paths import BabyPaths, SoulError, baby_paths
 
-LIVE_DUTY = 0.15
+LIVE_DUTY = 0.10
 """Share of the wall clock replies to HTTP clients may take while the baby trains."""
 
 
