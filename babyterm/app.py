@@ -22,8 +22,17 @@ from babyterm.screens.main import MainScreen
 from babyterm.screens.race import RaceScreen
 from babyterm.screens.xray import XRayScreen
 from babyterm.text import one_line
-from school.commands import Chat, Command, Pause, Resume, Save
-from school.events import ErrorEvent, Event, SaveEvent, StateEvent, TaughtEvent, TrainerState, XRayEvent
+from school.commands import Chat, Command, Pause, Resume, Save, Serve
+from school.events import (
+    ErrorEvent,
+    Event,
+    SaveEvent,
+    ServeEvent,
+    StateEvent,
+    TaughtEvent,
+    TrainerState,
+    XRayEvent,
+)
 from school.options import TrainOptions
 from school.rungs import DEFAULT_BRAINS
 from soul.paths import BabyPaths, baby_paths
@@ -52,6 +61,9 @@ class BabytermApp(App[None]):
         Binding("p", "toggle_pause", "pause", show=False, tooltip="pause training, or resume it"),
         Binding("s", "save", "save", tooltip="save a checkpoint now"),
         Binding("l", "logs", "logs", tooltip="browse the logs of every run of every baby"),
+        Binding(
+            "w", "serve", "serve", tooltip="let OpenAI/Ollama clients talk to it over HTTP, or stop (again)"
+        ),
         Binding("question_mark", "help", "help", key_display="?", tooltip="this list of keys"),
         Binding("r", "restart", "restart", tooltip="restart the trainer (after an error)"),
         Binding(
@@ -94,6 +106,7 @@ class BabytermApp(App[None]):
         self._warned_at = -WARN_EVERY_S
         self.restarting = False
         self.last_step = 0
+        self.serving = ""  # the HTTP server's address, while there is one
         self.theme = "tokyo-night"
 
     def get_default_screen(self) -> Screen[Any]:
@@ -150,6 +163,15 @@ class BabytermApp(App[None]):
             self.notify(
                 one_line(event.message, 300), title="trainer warning", severity="warning", markup=False
             )
+        elif isinstance(event, ServeEvent):
+            self.serving = event.url
+            if event.error:
+                self.notify(one_line(event.error, 300), title="cannot serve", severity="error", markup=False)
+            elif event.url:
+                url = event.url
+                self.notify(f"OpenAI: {url}/v1  ·  Ollama: {url}", title="serving over HTTP", markup=False)
+            else:
+                self.notify("outside clients can no longer talk to it", title="stopped serving")
         elif isinstance(event, SaveEvent) and event.reason == "manual":
             self.notify(f"saved at step {event.step:,}", title="saved")
 
@@ -182,6 +204,10 @@ class BabytermApp(App[None]):
                 self.trainer_state = "pausing…"
         else:
             self.notify(f"The trainer is {self.trainer_state}.", severity="warning")
+
+    def action_serve(self) -> None:
+        """Start the HTTP server in the trainer's process (loopback; the key from $BABYTERM_API_KEY)."""
+        self.send(Serve(stop=bool(self.serving)))
 
     def action_save(self) -> None:
         if self.send(Save()):
@@ -305,6 +331,11 @@ class BabytermApp(App[None]):
             "Race the ladder",
             "Fresh babies of every brain learn this library side by side (R; pauses training)",
             self.action_race,
+        )
+        yield SystemCommand(
+            "Serve over HTTP",
+            "Let OpenAI- and Ollama-compatible clients talk to it (w; again to stop)",
+            self.action_serve,
         )
         yield SystemCommand("Help", "Every key, and the chat commands", self.action_help)
         yield SystemCommand(

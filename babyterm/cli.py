@@ -110,6 +110,7 @@ TAKES: dict[str | None, tuple[str, ...]] = {
     "train": TRAINING,
     "chat": (*COMMON, "seed"),
     "watch": COMMON,
+    "serve": COMMON,
     "logs": COMMON,
     "info": ("home",),
     "export": COMMON,
@@ -148,6 +149,23 @@ def version() -> str:
         return __version__
 
 
+def _port(text: str) -> int:
+    if not text.isdigit() or not 0 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is a whole number from 0 to 65535, not {text!r}")
+    return int(text)
+
+
+def _serve_options(p: argparse.ArgumentParser) -> None:
+    """Where the HTTP server listens (babyterm.server): `serve`, and `train --serve`."""
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1, loopback)")
+    p.add_argument("--port", type=_port, default=8000, help="port to listen on (default 8000)")
+    p.add_argument(
+        "--api-key",
+        default=None,
+        help="bearer key clients must send (default: $BABYTERM_API_KEY); needed off loopback",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="babyterm", description="A baby language model that learns to write from your writing."
@@ -164,6 +182,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--minutes", type=_positive(float), default=None, help="stop after this many minutes of this run"
     )
+
+    train.add_argument(
+        "--serve", action="store_true", help="answer OpenAI/Ollama clients over HTTP from the live weights"
+    )
+    _serve_options(train)
 
     chat = sub.add_parser("chat", help="talk to the saved baby (interactive without a prompt)")
     _shared(chat, TAKES["chat"])
@@ -203,6 +226,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     watch = sub.add_parser("watch", help="the app, following a baby that trains elsewhere (no training here)")
     _shared(watch, TAKES["watch"])
+
+    serve = sub.add_parser(
+        "serve", help="answer OpenAI- and Ollama-compatible clients over HTTP (follows new checkpoints)"
+    )
+    _shared(serve, TAKES["serve"])
+    serve.add_argument(
+        "--step",
+        default="live",
+        help="live (the newest checkpoint, followed; default), best, or a milestone step",
+    )
+    _serve_options(serve)
 
     logs = sub.add_parser("logs", help="list runs, or print a run's events")
     _shared(logs, TAKES["logs"])
@@ -309,6 +343,10 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_logs(args)
         if args.command == "watch":
             return cmd_app(args, watch=True)
+        if args.command == "serve":
+            from babyterm.serving import cmd_serve
+
+            return cmd_serve(args, _options(args))
         if args.command == "info":
             return cmd_info(args)
         if args.command == "export":
@@ -353,8 +391,17 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     tutor = Tutor(_options(args))
     tutor.subscribe(Printer(sys.stdout).show)
-    with stop_on_signals(lambda: tutor.send(Stop())):
-        tutor.run()
+    server = None
+    if args.serve:
+        from babyterm.serving import serve_live
+
+        server = serve_live(tutor, args)
+    try:
+        with stop_on_signals(lambda: tutor.send(Stop())):
+            tutor.run()
+    finally:
+        if server is not None:
+            server.stop()
     return 0
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing as mp
+import queue
 import sys
 import traceback
 from typing import Any
@@ -37,9 +38,16 @@ def trainer_main(options_dict: dict[str, Any], commands: Any, events: Any, watch
         else:
             from school.tutor import Tutor
 
-        tutor = Tutor(options, commands=commands)
+        from babyterm.serving import LIVE_DUTY, ServeRelay
+
+        tutor = Tutor(options, commands=queue.Queue())  # the relay passes on all but Serve commands
         tutor.subscribe(put)
-        tutor.run(should_continue=lambda: parent is None or parent.is_alive())
+        relay = ServeRelay(commands, tutor, paths.name, put, duty=1.0 if watch else LIVE_DUTY)
+        relay.start()
+        try:
+            tutor.run(should_continue=lambda: parent is None or parent.is_alive())
+        finally:
+            relay.stop()
     except (SoulError, LibraryError) as e:
         put(ErrorEvent(0, str(e), fatal=True))
         code = 2

@@ -83,6 +83,8 @@ class Chat(Command):
     """Strength for words marked *like this* (2 doubles their attention)."""
     weights: str | int = "live"
     """"live", or the step of a milestone (an earlier self) that answers."""
+    source: str = "app"
+    """Who asks: "app" (the chat pane, the CLI) or "http" (an outside client of `babyterm serve`)."""
 
 
 @dataclass(frozen=True)
@@ -146,9 +148,36 @@ class Teach(Command):
     id: str
 
 
+@dataclass(frozen=True)
+class Serve(Command):
+    """Start answering HTTP clients from the trainer's process (or stop, with `stop`).
+
+    Taken by the trainer process's relay (babyterm.serving), not by the tutor: the server is babyterm's.
+    The API key comes from $BABYTERM_API_KEY, never over the queue.
+    """
+
+    kind: ClassVar[str] = "serve"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    stop: bool = False
+
+
 COMMAND_TYPES: dict[str, type[Command]] = {
     cls.kind: cls
-    for cls in (Pause, Resume, Save, Stop, Chat, CancelChat, Correct, Attend, XRayRequest, Steer, Teach)
+    for cls in (
+        Pause,
+        Resume,
+        Save,
+        Stop,
+        Chat,
+        CancelChat,
+        Correct,
+        Attend,
+        XRayRequest,
+        Steer,
+        Teach,
+        Serve,
+    )
 }
 
 _SCALARS: dict[str, tuple[type, ...]] = {
@@ -156,6 +185,7 @@ _SCALARS: dict[str, tuple[type, ...]] = {
     "float": (numbers.Real,),
     "str": (str,),
     "None": (type(None),),
+    "bool": (bool,),
 }
 
 
@@ -164,7 +194,7 @@ def _fits(annotation: str, value: Any) -> bool:
     passes for a float, a bool for nothing but itself."""
     allowed = [t for part in annotation.split("|") for t in _SCALARS[part.strip()]]
     if isinstance(value, bool):
-        return False
+        return bool in allowed
     return isinstance(value, tuple(allowed))
 
 

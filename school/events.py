@@ -149,6 +149,7 @@ class ChatEvent(Event):
     weights: str = "live"  # which weights answered: "live" or a milestone name
     role: str = "baby"  # "baby" for a reply, "correction" when a correction became training text
     tokens: list[dict[str, Any]] = field(default_factory=list)  # per-token insight (issue 4)
+    source: str = "app"  # who asked: "app", or "http" for an outside client (babyterm serve)
 
 
 @dataclass(frozen=True)
@@ -223,6 +224,15 @@ class TaughtEvent(Event):
     steps: int = 0
 
 
+@dataclass(frozen=True)
+class ServeEvent(Event):
+    """The HTTP server (babyterm serve) started on `url`, stopped (url ""), or could not (`error`)."""
+
+    kind: ClassVar[str] = "serve"
+    url: str
+    error: str = ""
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.kind: cls
     for cls in (
@@ -241,6 +251,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         RaceAnswerEvent,
         XRayEvent,
         TaughtEvent,
+        ServeEvent,
     )
 }
 

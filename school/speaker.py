@@ -141,7 +141,7 @@ class Speaker:
         h = self.host
 
         def piece(text: str, weights: str) -> None:
-            h.emit(ChatEvent(h.step, command.id, text, weights=weights))
+            h.emit(ChatEvent(h.step, command.id, text, weights=weights, source=command.source))
 
         done = self.answer(command, piece)
         tokens = [] if done.refused else done.tokens
@@ -154,6 +154,7 @@ class Speaker:
                 prompt=done.prompt,
                 weights=done.weights,
                 tokens=tokens,
+                source=command.source,
             )
         )
 

@@ -18,6 +18,7 @@ from school.commands import (
     Pause,
     Resume,
     Save,
+    Serve,
     Steer,
     Stop,
     Teach,
@@ -44,6 +45,7 @@ EXAMPLES: list[Command] = [
         seed=3,
         emphasis=3.0,
         weights=100,
+        source="http",
     ),
     CancelChat(id="r1"),
     Correct(id="r1", text="better"),
@@ -52,6 +54,8 @@ EXAMPLES: list[Command] = [
     XRayRequest(id="x2", text="or not", weights=100, top_k=3),
     Steer(id="r3", reply_id="r1", index=2, token_id=300),
     Teach(id="r3"),
+    Serve(),
+    Serve(host="::1", port=0, stop=True),
 ]
 
 
@@ -79,6 +83,8 @@ def test_round_trip(command: Command) -> None:
         ({"kind": "chat", "id": "r", "text": "x", "weights": 1.5}, "weights is float"),
         ({"kind": "attend", "id": "r", "index": 1.0}, "index is float"),
         ({"kind": "stop", "now": True}, "unknown field 'now'"),
+        ({"kind": "serve", "stop": 1}, "stop is int"),
+        ({"kind": "serve", "port": True}, "port is bool"),
     ],
 )
 def test_bad_commands_are_refused_with_a_reason(data: object, why: str) -> None:

@@ -29,6 +29,7 @@ from school.events import (
     PixelEvent,
     ProgressEvent,
     ScribeEvent,
+    ServeEvent,
     StateEvent,
     StepEvent,
     TaughtEvent,
@@ -87,7 +88,7 @@ class MainScreen(Screen[None]):
         past: events recalled from the soul, which say nothing about what the trainer does now.
         """
         routes: list[tuple[str, tuple[type[Event], ...]]] = [
-            ("#status", () if past else (StepEvent, StateEvent)),
+            ("#status", () if past else (StepEvent, StateEvent, ServeEvent)),
             ("#startup", () if past else (ProgressEvent, StepEvent, StateEvent)),
             ("#loss-stream", STREAM_KINDS),
             ("#scribe", (ScribeEvent,)),

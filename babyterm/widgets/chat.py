@@ -300,6 +300,8 @@ class ChatPane(Vertical):
         reply = self.replies.get(event.reply_id)
         if reply is None:  # a reply to a question asked elsewhere (or before a restart)
             reply = ChatMessage("baby", reply_id=event.reply_id, step=event.step)
+            if event.source == "http":
+                reply.note = "to an HTTP client"
             self.add(reply)
         reply.weights = event.weights
         if event.final:

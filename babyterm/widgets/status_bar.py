@@ -13,7 +13,7 @@ from textual.widgets import Label
 
 from babyterm.messages import EventBatch
 from babyterm.text import count, duration, one_line
-from school.events import StateEvent, StepEvent
+from school.events import ServeEvent, StateEvent, StepEvent
 
 STATE_CLASSES = {
     "starting": "-busy",
@@ -47,6 +47,8 @@ class StatusBar(Horizontal):
         self.baby = baby
         self.hello: dict[str, Any] = {}
         self.last_step: StepEvent | None = None
+        self.serving = ""
+        """The HTTP server's address while outside clients can talk to the baby (w)."""
 
     def compose(self) -> ComposeResult:
         yield Label(id="status-baby")
@@ -60,20 +62,25 @@ class StatusBar(Horizontal):
         self.watch_state(self.state)
 
     def on_event_batch(self, message: EventBatch) -> None:
-        hello = self.hello
+        hello, serving = self.hello, self.serving
         for event in message.events:
             if isinstance(event, StepEvent):
                 self.last_step = event
+            elif isinstance(event, ServeEvent):
+                self.serving = event.url
             elif isinstance(event, StateEvent) and (said := parse_hello(event.detail)):
                 self.hello = said
-        if self.hello is not hello:
+        if self.hello is not hello or self.serving != serving:
             self.show_info()
         else:
             self.show_stats()
 
     def show_info(self) -> None:
         h = self.hello
-        self.query_one("#status-baby", Label).update(Content(one_line(str(h.get("baby", self.baby)), 30)))
+        baby = one_line(str(h.get("baby", self.baby)), 30)
+        if self.serving:  # where outside clients talk to it
+            baby += f" ⇄ {self.serving.removeprefix('http://')}"
+        self.query_one("#status-baby", Label).update(Content(baby))
         brain = one_line(str(h.get("brain", "")), 20)
         if isinstance(h.get("params"), (int, float)):
             brain += f" {count(h['params'])}"
