@@ -41,10 +41,10 @@ class MainScreen(Screen[None]):
     """Lays out the widgets and hands each the events it owns, one batch per drain."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("c", "focus_chat", "chat", key_display="c/tab", tooltip="talk to the baby"),
+        Binding("c", "focus_chat", "chat", tooltip="talk to the baby (tab too)"),
         Binding("tab", "focus_chat", "chat", show=False, tooltip="talk to the baby"),  # not focus-next
         Binding("escape", "stop_reply", "stop reply", tooltip="stop the reply that is streaming in"),
-        Binding("k", "confidence", "confidence", tooltip="colour replies by the baby's confidence (/conf)"),
+        Binding("k", "confidence", "conf", tooltip="colour replies by the baby's confidence (/conf)"),
         Binding("i", "inspect", "inspect", tooltip="inspect the last reply token by token (/inspect)"),
         Binding("x", "xray", "x-ray", tooltip="see inside: the typed text, or the reply, through the brain"),
     ]
