@@ -290,9 +290,9 @@ class Transformer(Brain):
     ) -> tuple[torch.Tensor, ...]:
         """tokens (B, T) -> logits (B, T, V) for the next token at every position, pixel (B, 3).
 
-        With targets (B, T): (mean cross-entropy, pixel (B, 3), accuracy on every 8th position)
-        instead, the head and the loss fused so the (B, T, V) logits never exist (brain/head_loss.py).
-        """
+        With targets (B, T): (mean cross-entropy, pixel (B, 3), argmax accuracy on every 8th of
+        the B*T positions) instead, the head and the loss fused so the (B, T, V) logits never exist
+        (brain/head_loss.py)."""
         if targets is not None:
             h, pixel_pred, _ = self._run(tokens, pixel, head=False)
             loss, accuracy = linear_cross_entropy(h, self.output.weight, targets)
