@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import torch
 
-CHUNK_ROWS = 256
-"""Rows per chunk: a (256, 4200) fp32 block is ~4 MB, about what a core's L2 and its share of L3
-hold. At the tiny preset's (2048, 128) x (128, 4200), 1 thread, bf16, forward + backward medians:
-128 rows 58 ms, 256 rows 56, 512 rows 77, all 2048 at once 109; the plain path 159."""
+CHUNK_ELEMENTS = 2**20
+"""Logits per chunk: 2**20 fp32 (4 MB) is about what a core's L2 and its share of L3 hold; for a
+vocabulary of 4200, 249 rows. At the tiny preset's (2048, 128) x (128, 4200), 1 thread, bf16,
+forward + backward medians: 128 rows 58 ms, 256 rows 56, 512 rows 77, all 2048 at once 109; the
+plain path 159. A small vocabulary (65 symbols) goes in one chunk: there many chunks cost more
+than they save."""
 
 
 class _LinearCrossEntropy(torch.autograd.Function):
@@ -38,8 +40,9 @@ class _LinearCrossEntropy(torch.autograd.Function):
         hits = torch.zeros((), dtype=torch.float32, device=h.device)
         dh = torch.empty_like(hc) if needs_grad else None
         dw = torch.zeros_like(weight, dtype=acc) if needs_grad else None
-        for s in range(0, N, CHUNK_ROWS):
-            h_c, t_c = hc[s : s + CHUNK_ROWS], targets[s : s + CHUNK_ROWS]
+        rows = max(1, CHUNK_ELEMENTS // weight.size(0))
+        for s in range(0, N, rows):
+            h_c, t_c = hc[s : s + rows], targets[s : s + rows]
             logits = (h_c @ w.t()).to(acc)  # (n, V)
             if every:  # accuracy on every `every`-th row of the whole batch
                 first = (-s) % every
@@ -51,7 +54,7 @@ class _LinearCrossEntropy(torch.autograd.Function):
                 g = logp.exp_()  # softmax, in log_softmax's storage
                 g.scatter_add_(1, t_c[:, None], torch.full_like(t_c[:, None], -1, dtype=acc))
                 g = g.mul_(1.0 / N).to(compute_dtype)
-                dh[s : s + CHUNK_ROWS] = g @ w
+                dh[s : s + rows] = g @ w
                 dw.add_(g.t() @ h_c)  # (V, C), summed in fp32 (add_ upcasts)
         ctx.save_for_backward(dh, dw)
         ctx.h_dtype = h.dtype

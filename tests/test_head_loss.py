@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from brain import build_brain, preset_config
-from brain.head_loss import CHUNK_ROWS, linear_cross_entropy
+from brain.head_loss import CHUNK_ELEMENTS, linear_cross_entropy
 
 
 def _plain(h, w, t):
@@ -19,7 +19,8 @@ def _plain(h, w, t):
 
 def test_loss_gradients_and_accuracy_match_the_plain_path_in_fp64():
     torch.manual_seed(0)
-    N, C, V = CHUNK_ROWS * 2 + 37, 16, 97  # rows that end mid-chunk
+    C, V = 16, 4099
+    N = 2 * (CHUNK_ELEMENTS // V) + 37  # rows that end mid-chunk
     w = torch.randn(V, C, dtype=torch.float64, requires_grad=True)
     h = torch.randn(N, C, dtype=torch.float64, requires_grad=True)
     t = torch.randint(0, V, (N,))
