@@ -67,8 +67,7 @@ def babyterm_step(precision: str) -> Callable[[], None]:
 
     def step() -> None:
         with autocast():
-            logits, pixel_pred = model(x, pixel)
-            loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten())
+            loss, pixel_pred, _ = model(x, pixel, y)  # the tutor's fused head and loss
             loss = loss + syllabus.pixel_weight * F.mse_loss(pixel_pred, target.expand_as(pixel_pred))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

@@ -66,6 +66,9 @@ class Brain(nn.Module):
     """
 
     config: BrainConfig
+    scores_targets: ClassVar[bool] = False
+    """True where `forward(tokens, pixel, targets)` returns (loss, pixel_pred, accuracy) itself,
+    without materialising the logits (brain/head_loss.py); the tutor trains through it then."""
 
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters())

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from brain.base import Brain, BrainConfig, PixelHead, pixel_input
+from brain.head_loss import linear_cross_entropy
 
 
 @dataclass
@@ -226,6 +227,8 @@ class Block(nn.Module):
 
 
 class Transformer(Brain):
+    scores_targets = True
+
     def __init__(self, cfg: TransformerConfig) -> None:
         super().__init__()
         self.config = cfg
@@ -254,7 +257,7 @@ class Transformer(Brain):
         elif isinstance(m, nn.Embedding):
             nn.init.normal_(m.weight, mean=0.0, std=0.02)
 
-    def _run(self, tokens, pixel, cache=None, key_bias=None, need_weights=False):
+    def _run(self, tokens, pixel, cache=None, key_bias=None, need_weights=False, head=True):
         B, T = tokens.shape
         start = cache.pos if cache is not None else 0
         if start + T > self.config.max_seq_len:
@@ -271,7 +274,7 @@ class Transformer(Brain):
         if cache is not None:
             cache.pos += T
         h = self.norm(x)
-        return self.output(h), self.pixel_head(h), attentions
+        return self.output(h) if head else h, self.pixel_head(h), attentions
 
     def _pixel_shift(self, pixel, B, x, cache):
         """P (pixel - 0.5), (B, 1, C); a reply keeps one pixel, so its cache keeps the shift."""
@@ -283,9 +286,17 @@ class Transformer(Brain):
         return shift
 
     def forward(
-        self, tokens: torch.Tensor, pixel: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """tokens (B, T) -> logits (B, T, V) for the next token at every position, pixel (B, 3)."""
+        self, tokens: torch.Tensor, pixel: torch.Tensor | None = None, targets: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, ...]:
+        """tokens (B, T) -> logits (B, T, V) for the next token at every position, pixel (B, 3).
+
+        With targets (B, T): (mean cross-entropy, pixel (B, 3), argmax accuracy on every 8th of
+        the B*T positions) instead, the head and the loss fused so the (B, T, V) logits never exist
+        (brain/head_loss.py)."""
+        if targets is not None:
+            h, pixel_pred, _ = self._run(tokens, pixel, head=False)
+            loss, accuracy = linear_cross_entropy(h, self.output.weight, targets)
+            return loss, pixel_pred, accuracy
         logits, pixel_pred, _ = self._run(tokens, pixel)
         return logits, pixel_pred
 

@@ -268,8 +268,13 @@ class Tutor:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         with self.counsellor.time("forward"), self.room.autocast():
-            logits, pixel_pred = self.learner(x, self.pixel)
-            lm_loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten())
+            if model.scores_targets:  # head and loss fused: no (B, T, V) logits (brain/head_loss.py)
+                lm_loss, pixel_pred, accuracy = self.learner(x, self.pixel, y)
+            else:
+                logits, pixel_pred = self.learner(x, self.pixel)
+                lm_loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten())
+                # every 8th position is plenty for a running accuracy, at 1/8 of the argmax's cost
+                accuracy = (logits.detach()[:, ::8].argmax(-1) == y[:, ::8]).float().mean()
             pixel_loss = F.mse_loss(pixel_pred, self.pixel_target.expand_as(pixel_pred))
             loss = lm_loss + syl.pixel_weight * pixel_loss
         with self.counsellor.time("backward"):
@@ -285,8 +290,6 @@ class Tutor:
                 self.optimizer.step()
             elif bool(finite):
                 self.optimizer.step()
-        # every 8th position is plenty for a running accuracy, at 1/8 of the argmax's cost
-        accuracy = (logits.detach()[:, ::8].argmax(-1) == y[:, ::8]).float().mean()
         # one read-back per step, after the whole step is queued
         loss_v, acc_v, gn_v, total_v = torch.stack(
             [lm_loss.detach(), accuracy, grad_norm.detach().float(), loss.detach().float()]
