@@ -42,6 +42,27 @@ def _positive(cast: type) -> Any:
     return check
 
 
+def _fraction(text: str) -> float:
+    """An argparse type: a number in [0, 1) (a dropout of 1 would drop everything)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 0 and below 1, not {text}")
+    return value
+
+
+def _non_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {text}")
+    return value
+
+
 # Options that may come before the subcommand or after it (`babyterm --baby notes train` and
 # `babyterm train --baby notes` mean the same). Every copy has a SUPPRESS default, so a copy left
 # out never overwrites one given elsewhere; the defaults are filled in once, by parse_args.
@@ -72,6 +93,20 @@ SHARED: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
         ("--compile",),
         dict(action="store_true", help="torch.compile the training step (try it on CUDA)"),
     ),
+    "vocab_size": (
+        ("--vocab-size",),
+        dict(type=_positive(int), help="tokenizer size of a new baby (default: the recipe's)"),
+    ),
+    "context": (
+        ("--context",),
+        dict(type=_positive(int), help="training window of a new baby, in tokens (default: the recipe's)"),
+    ),
+    "dropout": (("--dropout",), dict(type=_fraction, help="dropout while training (default: the recipe's)")),
+    "weight_decay": (
+        ("--weight-decay",),
+        dict(type=_non_negative, help="AdamW weight decay (default: the recipe's)"),
+    ),
+    "lr": (("--lr",), dict(type=_positive(float), help="peak learning rate (default: the recipe's)")),
 }
 DEFAULTS: dict[str, Any] = {
     "baby": "baby",
@@ -85,6 +120,11 @@ DEFAULTS: dict[str, Any] = {
     "threads": None,
     "seed": 1337,
     "compile": False,
+    "vocab_size": None,
+    "context": None,
+    "dropout": None,
+    "weight_decay": None,
+    "lr": None,
 }
 COMMON = ("baby", "home")
 TRAINING = (
@@ -98,6 +138,11 @@ TRAINING = (
     "threads",
     "seed",
     "compile",
+    "vocab_size",
+    "context",
+    "dropout",
+    "weight_decay",
+    "lr",
 )
 TAKES: dict[str | None, tuple[str, ...]] = {
     None: TRAINING,  # the app
@@ -232,6 +277,11 @@ def _options(args: argparse.Namespace) -> TrainOptions:
         threads=getattr(args, "threads", None),
         seed=getattr(args, "seed", DEFAULTS["seed"]),
         compile=getattr(args, "compile", False),
+        vocab_size=getattr(args, "vocab_size", None),
+        context=getattr(args, "context", None),
+        dropout=getattr(args, "dropout", None),
+        weight_decay=getattr(args, "weight_decay", None),
+        lr=getattr(args, "lr", None),
         steps=getattr(args, "steps", None),
         minutes=getattr(args, "minutes", None),
     )
