@@ -92,7 +92,7 @@ def _round_to(x: float, step: int) -> int:
 
 
 def _pow2_floor(x: float) -> int:
-    return 1 << max(0, int(math.floor(math.log2(max(1.0, x)))))
+    return 1 << max(0, math.floor(math.log2(max(1.0, x))))
 
 
 def choose(

@@ -1,7 +1,8 @@
-"""The recipe: sizes that fit the library, growing with it, the user's choices winning, and a baby born by it."""
+"""The recipe: sizes that fit the library and grow with it, the user's choices winning, a baby born by it."""
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import pytest
@@ -45,7 +46,7 @@ def test_it_grows_with_the_library(speed: float) -> None:
     chosen = [recipe.choose(size, speed) for size in SIZES]
     params = [_params(r) for r in chosen]
     assert params == sorted(params) and len(set(params)) == len(params)  # strictly growing
-    for a, b in zip(chosen, chosen[1:], strict=False):
+    for a, b in itertools.pairwise(chosen):
         assert b.vocab_size > a.vocab_size
         assert b.context >= a.context and b.dim >= a.dim and b.n_layers >= a.n_layers
         assert b.dropout <= a.dropout and b.weight_decay <= a.weight_decay  # less to fear
