@@ -20,7 +20,7 @@ from babyterm.screens.logs import LogsScreen
 from babyterm.screens.main import MainScreen
 from babyterm.text import one_line
 from school.commands import Chat, Command, Pause, Resume, Save
-from school.events import ErrorEvent, Event, SaveEvent, StateEvent, TrainerState
+from school.events import ErrorEvent, Event, PlateauEvent, SaveEvent, StateEvent, TrainerState
 from school.options import TrainOptions
 from soul.paths import BabyPaths, baby_paths
 
@@ -134,6 +134,8 @@ class BabytermApp(App[None]):
             )
         elif isinstance(event, SaveEvent) and event.reason == "manual":
             self.notify(f"saved at step {event.step:,}", title="saved")
+        elif isinstance(event, PlateauEvent):
+            self.notify(event.message, title="it has learned what it can", timeout=20, markup=False)
 
     # -- commands out ---------------------------------------------------------------------------
 

@@ -76,7 +76,7 @@ class Chat(Command):
     emphasis: float = 2.0
     """Strength for words marked *like this* (2 doubles their attention)."""
     weights: str | int = "live"
-    """"live", or the step of a milestone (an earlier self) that answers."""
+    """"live", "best" (the best self), or the step of a milestone (an earlier self) that answers."""
 
 
 @dataclass(frozen=True)
