@@ -63,6 +63,19 @@ def _non_negative(text: str) -> float:
     return value
 
 
+def weights_arg(text: str) -> Any:
+    """An argparse type for `--step live|best|N` (school.weights parses it, for every command)."""
+    from school.weights import parse_weights
+
+    try:
+        return parse_weights(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+STEP_HELP = "which weights: live (the newest, the default), best (its best held-out self) or a milestone step"
+
+
 # Options that may come before the subcommand or after it (`babyterm --baby notes train` and
 # `babyterm train --baby notes` mean the same). Every copy has a SUPPRESS default, so a copy left
 # out never overwrites one given elsewhere; the defaults are filled in once, by parse_args.
@@ -201,7 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     chat = sub.add_parser("chat", help="talk to the saved baby (interactive without a prompt)")
     _shared(chat, TAKES["chat"])
     chat.add_argument("prompt", nargs="?", default=None)
-    chat.add_argument("--step", type=int, default=None, help="talk to the milestone of this step instead")
+    chat.add_argument("--step", type=weights_arg, default=None, help=STEP_HELP)
     chat.add_argument("--max-tokens", type=int, default=120)
     chat.add_argument("--temperature", type=float, default=0.8, help="0 is greedy and deterministic")
     chat.add_argument("--top-k", type=int, default=40, help="0 turns it off")
@@ -229,6 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--format", required=True, choices=("hf", "llama2c", "gguf", "safetensors"))
     export.add_argument("--quant", default="f32", choices=("f32", "q8_0"), help="gguf weights (default f32)")
     export.add_argument("--out", default=None, help="an absent or empty folder (default: ./BABY-FORMAT)")
+    export.add_argument("--step", type=weights_arg, default=None, help=STEP_HELP)
 
     adopt = sub.add_parser("adopt", help="adopt a llama2.c model.bin or an exported folder as a new baby")
     adopt.add_argument("path", help="model.bin (tokenizer.bin beside it), or a folder")
@@ -465,11 +479,13 @@ def _params(record: Any) -> str:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from school.exports import export
+    from school.revive import revive
     from soul.paths import baby_paths
 
     paths = baby_paths(args.baby, args.home)
     out = Path(args.out) if args.out else Path(f"{paths.name}-{args.format}")
-    files = export(paths, args.format, out, args.quant)
+    source = paths if args.step in (None, "live") else revive(paths, step=args.step)
+    files = export(source, args.format, out, args.quant)
     print(f"exported {paths.name} as {args.format} to {out}: {', '.join(f.name for f in files)}")
     if args.format == "gguf":
         print(f"for Ollama: ollama create {paths.name} -f {out / 'Modelfile'}")
