@@ -425,9 +425,9 @@ def cmd_logs(args: argparse.Namespace) -> int:
     if not runs:
         raise SoulError(f"no logs for baby {paths.name!r} in {paths.home}")
     if args.run is None and args.kind is None and args.text is None:
-        print(f"{'run':<22} {'steps':>8} {'best val':>9}  events")
+        print(f"{'run':<22} {'steps':>8} {'best bpb':>9}  events")  # held-out bits per byte
         for r in runs:
-            best = f"{r.best_val_loss:.3f}" if r.best_val_loss is not None else "-"
+            best = f"{r.best_val_bpb:.3f}" if r.best_val_bpb is not None else "-"
             print(f"{r.run_id:<22} {r.last_step if r.last_step is not None else 0:>8} {best:>9}  {r.events}")
         return 0
     chosen = [r for r in runs if args.run in (None, r.run_id)] if args.run != "latest" else runs[-1:]
