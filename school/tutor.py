@@ -350,16 +350,17 @@ class Tutor:
         if best is not None and best.validation != self.librarian.validation_id:
             if self.cohort.lead:
                 forget_best(self.paths.milestones)
-            old = self.plateau.lr_scale
-            self.plateau.start_over()
-            self.lr_scale /= old
+            self._start_over()
         elif best is not None and best.val_bpb < self.plateau.best:  # kept after the last checkpoint
             self.plateau.best, self.plateau.best_step = best.val_bpb, best.step
             self.plateau.mark = min(self.plateau.mark, best.val_bpb)
-        elif best is None and math.isfinite(self.plateau.best):  # its best self is gone: start over
-            old = self.plateau.lr_scale
-            self.plateau.start_over()
-            self.lr_scale /= old
+        elif best is None and math.isfinite(self.plateau.best):  # its best self is gone
+            self._start_over()
+
+    def _start_over(self) -> None:
+        """Forget the plateau, and undo its slower learning rate (a rollback's factor stays)."""
+        self.lr_scale /= self.plateau.lr_scale
+        self.plateau.start_over()
 
     def guess(self) -> None:
         """Let the baby continue a training snippet; the scribe comments, and learns from it too."""
