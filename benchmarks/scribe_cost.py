@@ -4,8 +4,8 @@
 
 One baby is born (the recipe, or `--preset`), then copied before its first step, so both runs start
 from the same weights, tokenizer, corpus and seed. Both let the scribe comment on guesses (so every
-other draw is alike); "with" trains on its lines within their bounded share (school/librarian.py),
-"without" never reads them (a share of 0). The target (issue 11): a cost of at most 0.01 bits/byte.
+other draw is alike, and its cadence is counted in steps); "with" trains on its lines within their
+bounded share (school/librarian.py), "without" never reads them (a share of 0). The target (issue 11): a cost of at most 0.01 bits/byte.
 """
 
 from __future__ import annotations
@@ -45,7 +45,9 @@ def teach(args: argparse.Namespace, home: str, baby: str, share: float | None) -
     overrides = {"guess_every": args.guess_every} | ({} if share is None else {"scribe_max_share": share})
     tutor = Tutor(options(args, home, baby), syllabus_overrides=overrides)
     tutor.prepare()
-    tutor.scribe.min_interval_s = args.scribe_interval
+    # the scribe's cadence in steps, not seconds: both runs hear it at the same steps
+    tutor.scribe.clock = lambda: float(tutor.step)
+    tutor.scribe.min_interval_s = tutor.scribe.record_interval_s = args.scribe_interval
     t0 = time.perf_counter()
     tutor.run()
     seconds = time.perf_counter() - t0
@@ -69,7 +71,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--guess-every", type=int, default=100)
-    p.add_argument("--scribe-interval", type=float, default=20.0, help="seconds between ordinary comments")
+    p.add_argument(
+        "--scribe-interval", type=float, default=100.0, help="steps between comments, at least (the app: 20 s)"
+    )
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -374,12 +374,12 @@ class Librarian:
             taken = (torch.rand(batch_size, generator=generator) < extra_fraction).numpy()
             starts = torch.randint(len(user) - n + 1, (batch_size,), generator=generator).numpy()
             rows[taken] = _windows(user, starts[taken], n)
-        if len(scribe) >= n and (share := self.scribe_share()) > 0:
-            want = share * batch_size
+        if len(scribe) >= n:  # the same draws whatever the share, so a share of 0 changes only rows
+            want = self.scribe_share() * batch_size
             k = int(want) + int(float(torch.rand(1, generator=generator)) < want - int(want))
+            starts = torch.randint(len(scribe) - n + 1, (batch_size,), generator=generator).numpy()
             free = np.flatnonzero(~taken)[:k]  # rows the user's text left (every row is random)
-            starts = torch.randint(len(scribe) - n + 1, (len(free),), generator=generator).numpy()
-            rows[free] = _windows(scribe, starts, n)
+            rows[free] = _windows(scribe, starts[: len(free)], n)
         t = torch.from_numpy(rows)
         return t[:, :-1], t[:, 1:]
 
