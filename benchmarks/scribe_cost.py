@@ -5,7 +5,8 @@
 One baby is born (the recipe, or `--preset`), then copied before its first step, so both runs start
 from the same weights, tokenizer, corpus and seed. Both let the scribe comment on guesses (so every
 other draw is alike, and its cadence is counted in steps); "with" trains on its lines within their
-bounded share (school/librarian.py), "without" never reads them (a share of 0). The target (issue 11): a cost of at most 0.01 bits/byte.
+bounded share (school/librarian.py), "without" never reads them (a share of 0). The target (issue
+11): a cost of at most 0.01 bits/byte.
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--guess-every", type=int, default=100)
     p.add_argument(
-        "--scribe-interval", type=float, default=100.0, help="steps between comments, at least (the app: 20 s)"
+        "--scribe-interval", type=float, default=100.0, help="steps between comments (the app: 20 s)"
     )
     args = p.parse_args(argv)
     if args.threads:
