@@ -116,7 +116,7 @@ class SaveEvent(Event):
 
     kind: ClassVar[str] = "save"
     path: str
-    reason: str  # autosave | manual | stop | milestone
+    reason: str  # autosave | manual | stop | milestone | best (the best self, not a checkpoint)
     seconds: float
 
 
