@@ -4,9 +4,11 @@ A small library is learned by heart long before its baby can say anything new, s
 memorising, not speed. Two budgets bound the brain's parameters P (its matrices, embeddings apart):
 
     P_data    = DATA_PARAMS_PER_TOKEN × N         N ≈ the library's bytes / BYTES_PER_TOKEN
-    P_compute = sqrt(C / 120)                     C = FLOP/s × RECIPE_SECONDS (Chinchilla: D = 20 P,
-                                                    C = 6 P D)
-    P         = 1 / (1 / P_data + 1 / P_compute)  (so P grows with the library, whatever the machine)
+    P_compute = sqrt(C / 60)                      C = FLOP/s × RECIPE_SECONDS (C = 6 P D with D = 10 P:
+                                                    half Chinchilla's 20 tokens a weight, as a short
+                                                    run favours a bigger brain)
+    P         = (P_data⁻² + P_compute⁻²)^-½       (near the smaller, and growing with the library
+                                                    whatever the machine)
 
 The machine's speed is an input (tokens/s of a training step of the PROBE brain, measured once at
 birth by `measure_speed`), so the choice is deterministic for a given library and speed. Dropout and
@@ -24,9 +26,10 @@ from typing import Any
 
 BYTES_PER_TOKEN = 3.6
 """About what a words-v2 tokenizer of a recipe's size gets on English prose."""
-DATA_PARAMS_PER_TOKEN = 3.0
-"""With dropout and weight decay, a brain of ~3 matrix weights per library token learns for a
-while before it starts to memorise (the default library memorised at ~13 without either)."""
+DATA_PARAMS_PER_TOKEN = 8.0
+"""With dropout and weight decay, a brain of ~8 matrix weights per library token learns for a
+while before it starts to memorise (the default library memorised at ~13 without either; at 3, a
+200 KB library plateaued sooner, and higher, than the old tiny preset: README)."""
 RECIPE_SECONDS = 300.0
 """The run the recipe plans for: `babyterm train --minutes 5`."""
 MIN_PARAMS = 40_000
@@ -113,9 +116,9 @@ def choose(
     tokens = library_bytes / BYTES_PER_TOKEN
     p = PROBE
     flop_s = tokens_per_s * flops_per_token(p["dim"], p["n_layers"], p["vocab_size"], p["max_seq_len"])
-    p_compute = math.sqrt(flop_s * RECIPE_SECONDS / 120)
+    p_compute = math.sqrt(flop_s * RECIPE_SECONDS / 60)
     p_data = DATA_PARAMS_PER_TOKEN * tokens
-    params = max(MIN_PARAMS, 1 / (1 / p_data + 1 / p_compute))
+    params = max(MIN_PARAMS, (p_data**-2 + p_compute**-2) ** -0.5)
     dim = max(64, _round_to((4 * params) ** (1 / 3), 32))
     n_layers = max(2, min(12, round(dim / 48)))
     n_heads = dim // 32  # heads of 32
