@@ -42,7 +42,7 @@ def options(args: argparse.Namespace, home: str, baby: str) -> TrainOptions:
 
 
 def teach(args: argparse.Namespace, home: str, baby: str, share: float | None) -> dict:
-    """Train `baby` for `--steps`; share None keeps the syllabus's scribe share, 0 turns it off."""
+    """Train `baby` for `--steps`; share None keeps the syllabus's scribe share cap, 0 turns it off."""
     overrides = {"guess_every": args.guess_every} | ({} if share is None else {"scribe_max_share": share})
     tutor = Tutor(options(args, home, baby), syllabus_overrides=overrides)
     tutor.prepare()
@@ -56,7 +56,7 @@ def teach(args: argparse.Namespace, home: str, baby: str, share: float | None) -
     return {
         "val_bpb": e.val_bpb,
         "scribe_tokens": tutor.librarian.scribe_tokens,
-        "share": tutor.librarian.scribe_share() if share is None else 0.0,
+        "share": tutor.librarian.scribe_share(),
         "cap": tutor.librarian.scribe_max_share,
         "seconds": seconds,
         "params": tutor.model.num_params(),
@@ -72,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--guess-every", type=int, default=100)
+    p.add_argument("--cap", type=float, default=None, help="the scribe's share cap (default: the syllabus's)")
     p.add_argument(
         "--scribe-interval", type=float, default=100.0, help="steps between comments (the app: 20 s)"
     )
@@ -83,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         born.prepare()  # birth only: tokenizer, corpus, config; no step taken
         shutil.copytree(born.paths.root, baby_paths("without", home).root)
         del born
-        runs = {"with": teach(args, home, "with", None), "without": teach(args, home, "without", 0.0)}
+        runs = {"with": teach(args, home, "with", args.cap), "without": teach(args, home, "without", 0.0)}
     w, wo = runs["with"], runs["without"]
     print(f"{w['params'] / 1e6:.2f}M params, {args.steps} steps each on {Path(args.text).name}")
     for name, r in runs.items():

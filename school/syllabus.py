@@ -23,7 +23,7 @@ class Syllabus:
     """Weight of the pixel head's loss next to the language loss."""
     extra_fraction: float = 0.1
     """Share of batch rows drawn from the user's corrections (and steering text), when there are any."""
-    scribe_max_share: float = 0.02
+    scribe_max_share: float = 0.001
     """The scribe's lines get the share of rows they are of all the text, at most this much."""
     plateau_patience: int = 4
     """Evaluations without a new held-out best before the tutor adapts (lower lr, more decay)."""
