@@ -54,9 +54,8 @@ MIN_HELD_DOCS = 10  # fewer documents than this: hold out the tail of each inste
 TRAIN_CHARS = 32 << 20  # the tokenizer learns from at most this much text, sampled across documents
 USER, SCRIBE = "user", "scribe"  # the two pools of extra text: the user's words and the scribe's
 SCRIBE_MAX_SHARE = 0.001
-"""The scribe's lines are at most this share of training rows (the syllabus may say otherwise): on
-a 200 KB library, 0.75% of rows cost 0.06-0.08 held-out bits/byte and 0.1% cost 0.003
-(benchmarks/scribe_cost.py, README)."""
+"""The scribe's lines are at most this share of training rows (the syllabus may say otherwise);
+cautious, as benchmarks/scribe_cost.py could not yet resolve a cost of 0.01 bits/byte (README)."""
 
 
 @dataclass
