@@ -26,6 +26,7 @@ from school.commands import Chat, Command, Pause, Resume, Save, Serve
 from school.events import (
     ErrorEvent,
     Event,
+    PlateauEvent,
     SaveEvent,
     ServeEvent,
     StateEvent,
@@ -174,6 +175,8 @@ class BabytermApp(App[None]):
                 self.notify("outside clients can no longer talk to it", title="stopped serving")
         elif isinstance(event, SaveEvent) and event.reason == "manual":
             self.notify(f"saved at step {event.step:,}", title="saved")
+        elif isinstance(event, PlateauEvent):
+            self.notify(event.message, title="it has learned what it can", timeout=20, markup=False)
 
     # -- commands out ---------------------------------------------------------------------------
 

@@ -44,6 +44,40 @@ def _positive(cast: type) -> Any:
     return check
 
 
+def _fraction(text: str) -> float:
+    """An argparse type: a number in [0, 1) (a dropout of 1 would drop everything)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 0 and below 1, not {text}")
+    return value
+
+
+def _non_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {text}")
+    return value
+
+
+def weights_arg(text: str) -> Any:
+    """An argparse type for `--step live|best|N` (school.weights parses it, for every command)."""
+    from school.weights import parse_weights
+
+    try:
+        return parse_weights(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+STEP_HELP = "which weights: live (the newest, the default), best (its best held-out self) or a milestone step"
+
+
 # Options that may come before the subcommand or after it (`babyterm --baby notes train` and
 # `babyterm train --baby notes` mean the same). Every copy has a SUPPRESS default, so a copy left
 # out never overwrites one given elsewhere; the defaults are filled in once, by parse_args.
@@ -78,6 +112,20 @@ SHARED: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
             "today nowhere, so eager; a failing compile falls back to eager)",
         ),
     ),
+    "vocab_size": (
+        ("--vocab-size",),
+        dict(type=_positive(int), help="tokenizer size of a new baby (default: the recipe's)"),
+    ),
+    "context": (
+        ("--context",),
+        dict(type=_positive(int), help="training window of a new baby, in tokens (default: the recipe's)"),
+    ),
+    "dropout": (("--dropout",), dict(type=_fraction, help="dropout while training (default: the recipe's)")),
+    "weight_decay": (
+        ("--weight-decay",),
+        dict(type=_non_negative, help="AdamW weight decay (default: the recipe's)"),
+    ),
+    "lr": (("--lr",), dict(type=_positive(float), help="peak learning rate (default: the recipe's)")),
 }
 DEFAULTS: dict[str, Any] = {
     "baby": "baby",
@@ -91,6 +139,11 @@ DEFAULTS: dict[str, Any] = {
     "threads": None,
     "seed": 1337,
     "compile": "auto",
+    "vocab_size": None,
+    "context": None,
+    "dropout": None,
+    "weight_decay": None,
+    "lr": None,
 }
 COMMON = ("baby", "home")
 TRAINING = (
@@ -104,6 +157,11 @@ TRAINING = (
     "threads",
     "seed",
     "compile",
+    "vocab_size",
+    "context",
+    "dropout",
+    "weight_decay",
+    "lr",
 )
 TAKES: dict[str | None, tuple[str, ...]] = {
     None: TRAINING,  # the app
@@ -195,7 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument(
         "--since", default=None, help="with --export: only since a date (2026-12-01) or for a while (2h, 7d)"
     )
-    chat.add_argument("--step", type=int, default=None, help="talk to the milestone of this step instead")
+    chat.add_argument("--step", type=weights_arg, default=None, help=STEP_HELP)
     asked = Chat(id="", text="")  # the defaults are the Chat command's, which are Sampling's
     chat.add_argument("--max-tokens", type=int, default=asked.max_tokens)
     chat.add_argument(
@@ -255,6 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--format", required=True, choices=("hf", "llama2c", "gguf", "safetensors"))
     export.add_argument("--quant", default="f32", choices=("f32", "q8_0"), help="gguf weights (default f32)")
     export.add_argument("--out", default=None, help="an absent or empty folder (default: ./BABY-FORMAT)")
+    export.add_argument("--step", type=weights_arg, default=None, help=STEP_HELP)
 
     xray = sub.add_parser("xray", help="see inside: every stage of the brain's forward pass on TEXT")
     _shared(xray, TAKES["xray"])
@@ -325,6 +384,11 @@ def _options(args: argparse.Namespace) -> TrainOptions:
         threads=getattr(args, "threads", None),
         seed=getattr(args, "seed", DEFAULTS["seed"]),
         compile=getattr(args, "compile", "auto"),
+        vocab_size=getattr(args, "vocab_size", None),
+        context=getattr(args, "context", None),
+        dropout=getattr(args, "dropout", None),
+        weight_decay=getattr(args, "weight_decay", None),
+        lr=getattr(args, "lr", None),
         steps=getattr(args, "steps", None),
         minutes=getattr(args, "minutes", None),
     )
@@ -488,9 +552,9 @@ def cmd_logs(args: argparse.Namespace) -> int:
     if not runs:
         raise SoulError(f"no logs for baby {paths.name!r} in {paths.home}")
     if args.run is None and args.kind is None and args.text is None:
-        print(f"{'run':<22} {'steps':>8} {'best val':>9}  events")
+        print(f"{'run':<22} {'steps':>8} {'best bpb':>9}  events")  # held-out bits per byte
         for r in runs:
-            best = f"{r.best_val_loss:.3f}" if r.best_val_loss is not None else "-"
+            best = f"{r.best_val_bpb:.3f}" if r.best_val_bpb is not None else "-"
             print(f"{r.run_id:<22} {r.last_step if r.last_step is not None else 0:>8} {best:>9}  {r.events}")
         return 0
     chosen = [r for r in runs if args.run in (None, r.run_id)] if args.run != "latest" else runs[-1:]
@@ -542,11 +606,13 @@ def _params(record: Any) -> str:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from school.exports import export
+    from school.revive import revive
     from soul.paths import baby_paths
 
     paths = baby_paths(args.baby, args.home)
     out = Path(args.out) if args.out else Path(f"{paths.name}-{args.format}")
-    files = export(paths, args.format, out, args.quant)
+    source = paths if args.step in (None, "live") else revive(paths, step=args.step)
+    files = export(source, args.format, out, args.quant)
     print(f"exported {paths.name} as {args.format} to {out}: {', '.join(f.name for f in files)}")
     if args.format == "gguf":
         print(f"for Ollama: ollama create {paths.name} -f {out / 'Modelfile'}")

@@ -31,10 +31,12 @@ def _step_parts(e: StepEvent) -> list[_Part]:
 
 
 def _eval_parts(e: EvalEvent) -> list[_Part]:
+    # held-out bits per byte is the headline (the field's measure, on text it never learns from);
+    # the training loss last and ungraded: on a small library it falls however little it learns
     return [
         (f"eval {e.step:>6}", None, 0.0),
+        (f"held-out {e.val_bpb:.3f} bpb", "val_bpb", e.val_bpb),
         (f"val_loss {e.val_loss:.3f}", "val_loss", e.val_loss),
-        (f"bpb {e.val_bpb:.3f}", "val_bpb", e.val_bpb),
         (f"train {e.train_loss:.3f}", None, 0.0),
     ]
 
@@ -48,7 +50,7 @@ def step_line(calligraphist: Calligraphist, event: StepEvent, observe: bool = Tr
 
 
 def eval_line(calligraphist: Calligraphist, event: EvalEvent, observe: bool = True) -> Text:
-    """`eval   1200  val_loss 3.912  bpb 1.234  train 4.010`, the validation stats coloured by band."""
+    """`eval   1200  held-out 1.234 bpb  val_loss 3.912  train 4.010`, held-out stats coloured by band."""
     return _render(calligraphist, _eval_parts(event), observe)
 
 
@@ -71,8 +73,11 @@ def _render(calligraphist: Calligraphist, parts: list[_Part], observe: bool) -> 
             continue
         band = calligraphist.observe(stat, value) if observe else calligraphist.band(stat, value)
         label, _, number = chunk.partition(" ")
+        number, _, unit = number.partition(" ")
         text.append(label + " ", style=QUIET)
-        text.append(number + (band.symbol and f" {band.symbol}"), style=band_style(band))
+        text.append(
+            number + (unit and f" {unit}") + (band.symbol and f" {band.symbol}"), style=band_style(band)
+        )
     return text
 
 

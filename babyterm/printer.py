@@ -15,6 +15,7 @@ from school.events import (
     EvalEvent,
     Event,
     GuessEvent,
+    PlateauEvent,
     ProgressEvent,
     SaveEvent,
     ScribeEvent,
@@ -52,6 +53,11 @@ class Printer:
         elif isinstance(e, ScribeEvent):
             band_style = "italic"
             self._line(Text(f"  scribe ({e.mood}): {clean_text(e.line)}", style=band_style))
+        elif isinstance(e, PlateauEvent):
+            self.calligraphist.memorising = True  # training stats stop looking like progress
+            self._line(Text(f"  plateau at step {e.step}: {e.message}", style="bold yellow"))
+        elif isinstance(e, SaveEvent) and e.reason == "best":
+            self._line(Text(f"  best self kept at step {e.step} ({e.seconds:.2f} s)", style="dim"))
         elif isinstance(e, SaveEvent):
             self._line(Text(f"  saved step {e.step} ({e.reason}, {e.seconds:.2f} s)", style="dim"))
         elif isinstance(e, ErrorEvent):

@@ -40,11 +40,11 @@ def bench(args: argparse.Namespace, brain: str, preset: str, home: str) -> dict:
         home=home,
         library=str(Path(args.text).resolve()),
         brain=brain,
-        preset=preset,
+        preset=None if preset == "recipe" else preset,  # recipe: sized to the text (school/recipe.py)
         device=args.device,
         precision=args.precision,
         threads=args.threads,
-        vocab_size=args.vocab,
+        vocab_size=None if preset == "recipe" else args.vocab,
         val_text=str(Path(args.val_text).resolve()) if args.val_text else None,
     )
     tutor = Tutor(options, syllabus_overrides=overrides, brain_overrides=brain_overrides)
@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=float, default=300.0, help="training time per run (evaluation excluded)")
     p.add_argument("--eval-every", type=float, default=20.0, help="seconds of training between evaluations")
     p.add_argument("--brains", default="transformer,babyllm")
-    p.add_argument("--presets", default="tiny")
+    p.add_argument("--presets", default="tiny", help="comma-separated; recipe: the size the recipe picks")
     p.add_argument("--device", default="cpu")
     p.add_argument("--precision", choices=PRECISIONS, default="auto")
     p.add_argument("--threads", type=int, default=None)

@@ -3,6 +3,11 @@
 A value's band is its percentile among the stat's last `window` values, cut into 14 equal slices from
 `perfect` (better than almost everything seen lately) to `omgwtf` (worse than almost everything). Two
 special bands beat the window: `new best` and `new worst` compare against the all-time extremes.
+
+Only held-out figures (HELD_OUT) earn the `new best` star: a training loss falls for ever on a small
+library, and a record there is as often memorising as learning. While the baby is `memorising`
+(its held-out scores have stopped improving: the tutor's plateau), every other stat is graded
+`average`, so the screen has nothing to celebrate until a held-out score improves again.
 """
 
 from __future__ import annotations
@@ -55,6 +60,8 @@ LOWER_IS_BETTER: dict[str, bool] = {
     "accuracy": False,
     "match": False,
 }
+HELD_OUT = frozenset({"val_loss", "val_bpb"})
+"""Stats measured on text the baby never learns from: the only ones that may set a record."""
 MIN_HISTORY = 5
 """Fewer values than this and every value is `average`: a percentile of three numbers means nothing."""
 
@@ -92,6 +99,8 @@ class Calligraphist:
         self.window = window
         self.lower_is_better = {**LOWER_IS_BETTER, **(lower_is_better or {})}
         self._history: dict[str, _History] = {}
+        self.memorising = False
+        """Set on a plateau, cleared by a new held-out best (the tutor and the screens set it)."""
 
     def is_lower_better(self, stat: str) -> bool:
         return self.lower_is_better.get(stat, True)
@@ -100,6 +109,15 @@ class Calligraphist:
         """Grade `value` against the stat's history without recording it."""
         if not math.isfinite(value):
             return BANDS[-1]  # a NaN or infinite loss is as bad as it gets, but must not become the record
+        if stat in HELD_OUT:
+            return self._band(stat, value)
+        if self.memorising:
+            return NEUTRAL
+        band = self._band(stat, value)
+        return BANDS[0] if band is NEW_BEST else band  # the best it has been, but no record
+
+    def _band(self, stat: str, value: float) -> Band:
+        """The band against the history alone (records included)."""
         hist = self._history.get(stat)
         if hist is None or len(hist.recent) < MIN_HISTORY:
             return NEUTRAL
@@ -120,6 +138,8 @@ class Calligraphist:
     def observe(self, stat: str, value: float) -> Band:
         """Grade `value` against the history before it, then record it."""
         band = self.band(stat, value)
+        if band is NEW_BEST and stat in HELD_OUT:
+            self.memorising = False  # a held-out score improved: it is learning again
         if math.isfinite(value):
             hist = self._history.get(stat)
             if hist is None:

@@ -54,8 +54,8 @@ class ChatHost(Protocol):
         """Whether a command waiting now ends this reply (its cancel, or a stop)."""
         ...
 
-    def milestone(self, step: int) -> Brain:
-        """The brain as it was at milestone `step` (raises when there is none)."""
+    def milestone(self, step: int | str) -> Brain:
+        """The brain as it was at milestone `step`, or its best self for "best" (raises if there is none)."""
         ...
 
     def learn(self, text: str, source: str) -> None:

@@ -15,6 +15,7 @@ import torch
 
 from school.events import ErrorEvent, Event, SaveEvent
 from soul import checkpoint as ckpt
+from soul.best_self import save_best
 from soul.milestones import save_milestone
 from soul.paths import BabyPaths
 from soul.resume_state import ResumeState
@@ -105,3 +106,12 @@ class Checkpointer:
         except Exception as e:
             return ErrorEvent(step, f"milestone not saved: {e}")
         return SaveEvent(step, str(path), "milestone", time.perf_counter() - t0)
+
+    def save_best(self, step: int, val_bpb: float, validation: str) -> Event:
+        """Keep the weights as they are now as the best self (its best held-out score so far)."""
+        t0 = time.perf_counter()
+        try:
+            path = save_best(self.paths.milestones, step, ckpt.model_tensors(self.model), val_bpb, validation)
+        except Exception as e:
+            return ErrorEvent(step, f"best self not saved: {e}")
+        return SaveEvent(step, str(path), "best", time.perf_counter() - t0)

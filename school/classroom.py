@@ -15,14 +15,16 @@ import torch
 from brain import BRAIN_NAMES, preset_config
 from brain.presets import PRESET_NAMES
 from school import precision as probe
+from school import recipe as recipes
 from school.librarian import Librarian
+from school.library import Library
 from school.options import PRECISIONS, TrainOptions
 from school.syllabus import SYLLABI, Syllabus
 from soul.paths import BabyPaths, SoulError, baby_paths, check_home_writable
 from soul.record import BabyRecord
 
 DEFAULT_BRAIN = "transformer"  # reaches the lower validation bits per byte in 5 CPU minutes (README)
-DEFAULT_VOCAB = 4200
+DEFAULT_VOCAB = 4200  # with a named preset; without one the recipe chooses
 CONVENTIONS = {"split": "tail", "pieces": "words-v2", "bos": "document-start"}
 """What a baby born now records (soul/record.py): held-out tails, pieces within words, <s> first."""
 
@@ -110,8 +112,18 @@ class Classroom:
 
 
 def _refuse_mismatch(paths: BabyPaths, record: BabyRecord, options: TrainOptions) -> None:
-    asked = {"brain": options.brain, "preset": options.preset, "vocabulary": options.vocab_size}
-    has = {"brain": record.brain_name, "preset": record.preset, "vocabulary": record.vocab_size}
+    asked = {
+        "brain": options.brain,
+        "preset": options.preset,
+        "vocabulary": options.vocab_size,
+        "context": options.context,
+    }
+    has = {
+        "brain": record.brain_name,
+        "preset": record.preset,
+        "vocabulary": record.vocab_size,
+        "context": int(record.brain["max_seq_len"]),
+    }
     for what, value in asked.items():
         if value is not None and value != has[what]:
             raise SoulError(
@@ -142,6 +154,7 @@ def open_classroom(
         _refuse_mismatch(paths, record, options)
         if options.library is not None and options.library != record.library:
             record.library = options.library  # the same baby may move on to new writing
+        _take_overrides(record, options)
         librarian = Librarian.prepare(
             paths,
             record.library,
@@ -184,8 +197,28 @@ def _give_birth(paths, options, brain_overrides, device, progress, warn) -> tupl
         else:
             stale.unlink(missing_ok=True)
     try:
-        vocab = options.vocab_size or DEFAULT_VOCAB
-        block = preset_config(brain, preset, vocab, **brain_overrides).max_seq_len
+        chosen = None
+        if options.preset is None and brain == DEFAULT_BRAIN:  # no named size: fit it to the library
+            size = Library.open(options.library).n_bytes  # silent: Librarian.prepare logs what it skips
+            progress("measuring", 0.0, "how fast this machine learns")
+            speed = recipes.measure_speed(device)
+            progress("measuring", 1.0, f"{speed:,.0f} tokens/s")
+            chosen = recipes.choose(
+                size,
+                speed,
+                vocab_size=options.vocab_size,
+                context=options.context,
+                dropout=options.dropout,
+                weight_decay=options.weight_decay,
+                lr=options.lr,
+            )
+            preset = "recipe"
+            shape = {**chosen.brain(), **brain_overrides}
+            vocab = chosen.vocab_size
+        else:
+            shape = {**_brain_options(options), **brain_overrides}
+            vocab = options.vocab_size or DEFAULT_VOCAB
+        block = _config(brain, preset, vocab, shape).max_seq_len
         librarian = Librarian.prepare(
             paths,
             options.library,
@@ -196,10 +229,18 @@ def _give_birth(paths, options, brain_overrides, device, progress, warn) -> tupl
             split=CONVENTIONS["split"],
             val_text=options.val_text,
         )
-        config = preset_config(brain, preset, librarian.vocab_size, **brain_overrides)
-        syllabus = SYLLABI[preset].to_dict()
+        config = _config(brain, preset, librarian.vocab_size, shape)
+        if chosen is not None:
+            syllabus = {**Syllabus().to_dict(), **chosen.syllabus()}
+        else:
+            syllabus = {**SYLLABI[preset].to_dict(), **_syllabus_options(options)}
         record = BabyRecord(
-            config.to_dict(), preset, syllabus, options.library, conventions=dict(CONVENTIONS)
+            config.to_dict(),
+            preset,
+            syllabus,
+            options.library,
+            conventions=dict(CONVENTIONS),
+            recipe=chosen.to_dict() if chosen is not None else {},
         )
         record.save(paths)  # written last: a baby exists once its config.json does
     except BaseException:
@@ -209,3 +250,28 @@ def _give_birth(paths, options, brain_overrides, device, progress, warn) -> tupl
                     shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink(missing_ok=True)
         raise
     return record, librarian
+
+
+def _config(brain: str, preset: str, vocab: int, shape: dict[str, Any]) -> Any:
+    """The brain's config: a preset's shape (the recipe's starts from tiny's), then `shape` on top."""
+    return preset_config(brain, "tiny" if preset == "recipe" else preset, vocab, **shape)
+
+
+def _brain_options(options: TrainOptions) -> dict[str, Any]:
+    """The brain fields the user chose on the command line (for a new baby)."""
+    chosen = {"max_seq_len": options.context, "dropout": options.dropout}
+    return {k: v for k, v in chosen.items() if v is not None}
+
+
+def _syllabus_options(options: TrainOptions) -> dict[str, Any]:
+    chosen: dict[str, Any] = {"weight_decay": options.weight_decay}
+    if options.lr is not None:
+        chosen |= {"lr": options.lr, "min_lr": options.lr / 10}
+    return {k: v for k, v in chosen.items() if v is not None}
+
+
+def _take_overrides(record: BabyRecord, options: TrainOptions) -> None:
+    """A grown baby takes a new dropout, weight decay or learning rate (kept in its record)."""
+    if options.dropout is not None and "dropout" in record.brain:
+        record.brain["dropout"] = options.dropout
+    record.syllabus.update(_syllabus_options(options))

@@ -82,7 +82,7 @@ class Chat(Command):
     emphasis: float = 2.0
     """Strength for words marked *like this* (2 doubles their attention)."""
     weights: str | int = "live"
-    """"live", or the step of a milestone (an earlier self) that answers."""
+    """"live", "best" (the best self), or the step of a milestone (an earlier self) that answers."""
     source: str = "app"
     """Who asks: "app" (the chat pane, the CLI) or "http" (an outside client of `babyterm serve`)."""
 

@@ -210,6 +210,8 @@ class RunSummary:
     steps: int  # number of step events
     best_val_loss: float | None
     events: int
+    best_val_bpb: float | None = None
+    """The run's best held-out bits per byte: the headline figure."""
 
 
 # The head RunLog.write puts on every line; matching it is ~5x faster than json.loads on step lines.
@@ -240,6 +242,7 @@ def summarize(path: Path) -> RunSummary:
     start = end = None
     last_step = steps = events = 0
     best: float | None = None
+    best_bpb: float | None = None
     for t, step, kind, record in _heads(path):
         events += 1
         if t is not None:
@@ -251,10 +254,12 @@ def summarize(path: Path) -> RunSummary:
             steps += 1
         elif record is not None and kind == "eval" and isinstance(record.get("val_loss"), (int, float)):
             best = record["val_loss"] if best is None else min(best, record["val_loss"])
+            if isinstance(bpb := record.get("val_bpb"), (int, float)):
+                best_bpb = bpb if best_bpb is None else min(best_bpb, bpb)
     if start is None:
         start = end = path.stat().st_mtime
     return RunSummary(
-        path.stem, path, start, end if end is not None else start, last_step, steps, best, events
+        path.stem, path, start, end if end is not None else start, last_step, steps, best, events, best_bpb
     )
 
 

@@ -50,6 +50,32 @@ class EvalEvent(Event):
 
 
 @dataclass(frozen=True)
+class PlateauEvent(Event):
+    """Held-out scores stopped improving: the baby has learned what it can from this text.
+
+    The tutor has adapted (learning rate ×`lr_scale`, weight decay now `weight_decay`) and trains
+    on; its best self (step `best_step`, `best_bpb` held-out bits/byte) is kept.
+    """
+
+    kind: ClassVar[str] = "plateau"
+    best_step: int
+    best_bpb: float
+    evals: int  # evaluations in a row without a new best
+    lr_scale: float
+    weight_decay: float
+
+    @property
+    def message(self) -> str:
+        """The plain words the CLI and the app say."""
+        return (
+            f"it has learned what it can from this text: held-out scores have not improved for "
+            f"{self.evals} evaluations (best {self.best_bpb:.3f} bits/byte at step {self.best_step:,}, "
+            f"kept as its best self). Give it more writing to learn more; meanwhile it learns more "
+            f"gently (learning rate ×{self.lr_scale:g}, weight decay {self.weight_decay:.3g})."
+        )
+
+
+@dataclass(frozen=True)
 class GuessEvent(Event):
     """A short sampled continuation of a training snippet next to the truth."""
 
@@ -90,7 +116,7 @@ class SaveEvent(Event):
 
     kind: ClassVar[str] = "save"
     path: str
-    reason: str  # autosave | manual | stop | milestone
+    reason: str  # autosave | manual | stop | milestone | best (the best self, not a checkpoint)
     seconds: float
 
 
@@ -238,6 +264,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
     for cls in (
         StepEvent,
         EvalEvent,
+        PlateauEvent,
         GuessEvent,
         ScribeEvent,
         PixelEvent,

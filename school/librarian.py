@@ -52,6 +52,10 @@ DEAL_TOKENS = 1 << 20  # tokens read at a time when dealing the stream out to tr
 SPLITS = ("interleave", "tail")  # interleave: main 92febe8's split, kept for the babies born with it
 MIN_HELD_DOCS = 10  # fewer documents than this: hold out the tail of each instead of whole ones
 TRAIN_CHARS = 32 << 20  # the tokenizer learns from at most this much text, sampled across documents
+USER, SCRIBE = "user", "scribe"  # the two pools of extra text: the user's words and the scribe's
+SCRIBE_MAX_SHARE = 0.001
+"""The scribe's lines are at most this share of training rows (the syllabus may say otherwise);
+cautious, as benchmarks/scribe_cost.py could not yet resolve a cost of 0.01 bits/byte (README)."""
 
 
 @dataclass
@@ -221,8 +225,10 @@ class Librarian:
         self.val = np.memmap(d / "val.bin", m.dtype, "r", shape=(m.val_tokens,))
         pieces = [tokenizer.id_to_token(i) for i in range(self.vocab_size)]
         self._word_start = np.array([p.startswith(T.SPACE) for p in pieces])
-        self._extra: list[np.ndarray] = []
-        self._extra_ids = np.zeros(0, np.int64)
+        self._extra: dict[str, list[np.ndarray]] = {USER: [], SCRIBE: []}
+        self._extra_ids = {USER: np.zeros(0, np.int64), SCRIBE: np.zeros(0, np.int64)}
+        self.scribe_max_share = SCRIBE_MAX_SHARE
+        """The most of the training tokens the scribe's lines may be (the tutor sets the syllabus's)."""
         self._load_extra(log)
 
     @classmethod
@@ -299,8 +305,14 @@ class Librarian:
             return
         line = json.dumps({"time": time.time(), "source": source, "text": text}, ensure_ascii=False)
         append_line(self.paths.extra_text, line)
-        self._extra.append(np.asarray([T.BOS_ID, *self.encode(text), T.EOS_ID], np.int64))
-        self._extra_ids = np.concatenate(self._extra)
+        self._keep(text, source)
+
+    def _keep(self, text: str, source: str) -> None:
+        pool = SCRIBE if source == SCRIBE else USER  # corrections, steering: the user's own words
+        # the scribe's lines are one running commentary, not a stream of tiny documents
+        ids = self.encode(text + "\n") if pool == SCRIBE else [T.BOS_ID, *self.encode(text), T.EOS_ID]
+        self._extra[pool].append(np.asarray(ids, np.int64))
+        self._extra_ids[pool] = np.concatenate(self._extra[pool])
 
     def _load_extra(self, log: Log) -> None:
         if not self.paths.extra_text.exists():
@@ -308,18 +320,39 @@ class Librarian:
         with open(self.paths.extra_text, encoding="utf-8", errors="replace") as f:
             for n, line in enumerate(f, 1):
                 try:
-                    text = json.loads(line)["text"]
-                except (ValueError, KeyError, TypeError):  # a line cut short by a crash
+                    record = json.loads(line)
+                    text, source = record["text"], record.get("source", USER)
+                except (ValueError, KeyError, TypeError, AttributeError):  # a line cut short by a crash
                     log(f"skipped line {n} of {self.paths.extra_text.name}: not a text record")
                     continue
                 if isinstance(text, str) and text.strip():
-                    self._extra.append(np.asarray([T.BOS_ID, *self.encode(text), T.EOS_ID], np.int64))
-        if self._extra:
-            self._extra_ids = np.concatenate(self._extra)
+                    self._keep(text, source if isinstance(source, str) else USER)
 
     @property
     def extra_tokens(self) -> int:
-        return len(self._extra_ids)
+        """Tokens of extra text, the user's and the scribe's."""
+        return self.user_tokens + self.scribe_tokens
+
+    @property
+    def user_tokens(self) -> int:
+        return len(self._extra_ids[USER])
+
+    @property
+    def scribe_tokens(self) -> int:
+        return len(self._extra_ids[SCRIBE])
+
+    def scribe_share(self) -> float:
+        """The share of training rows the scribe's lines get: what it has written, as a part of all
+        there is to read, and never more than `scribe_max_share`."""
+        written = self.scribe_tokens
+        return min(self.scribe_max_share, written / max(1, written + len(self.train)))
+
+    @property
+    def validation_id(self) -> str:
+        """Names the held-out text scores are measured on: the same library, split and tokenizer."""
+        m = self.manifest
+        key = f"{m.library}|{m.val_source}|{m.tokenizer}|{m.split}|{m.val_every}|{m.val_tokens}"
+        return hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
 
     # -- batches ----------------------------------------------------------------------------------
 
@@ -328,19 +361,28 @@ class Librarian:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Random windows (x, y), int64 (B, T), y = x shifted by one; all randomness from `generator`.
 
-        Once the extra text holds a whole window, each row comes from it with probability
-        `extra_fraction`: it is tiny next to the corpus and would otherwise hardly ever be read.
+        Once the user's extra text (corrections, steering) holds a whole window, each row comes from
+        it with probability `extra_fraction`: it is tiny next to the corpus and would otherwise
+        hardly ever be read. The scribe's lines get `scribe_share()` of the rows: floor(share × B)
+        of them, one more with the remaining probability, so no batch holds more than its ceiling.
         """
         n = block_size + 1
         if len(self.train) < n:
             raise LibraryError(f"the training text ({len(self.train)} tokens) is shorter than a block")
         starts = torch.randint(len(self.train) - n + 1, (batch_size,), generator=generator).numpy()
         rows = _windows(self.train, starts, n)
-        extra = self._extra_ids
-        if extra_fraction > 0 and len(extra) >= n:
-            pick = (torch.rand(batch_size, generator=generator) < extra_fraction).numpy()
-            starts = torch.randint(len(extra) - n + 1, (batch_size,), generator=generator).numpy()
-            rows[pick] = _windows(extra, starts[pick], n)
+        user, scribe = self._extra_ids[USER], self._extra_ids[SCRIBE]
+        taken = np.zeros(batch_size, bool)
+        if extra_fraction > 0 and len(user) >= n:
+            taken = (torch.rand(batch_size, generator=generator) < extra_fraction).numpy()
+            starts = torch.randint(len(user) - n + 1, (batch_size,), generator=generator).numpy()
+            rows[taken] = _windows(user, starts[taken], n)
+        if len(scribe) >= n:  # the same draws whatever the share, so a share of 0 changes only rows
+            want = self.scribe_share() * batch_size
+            k = int(want) + int(float(torch.rand(1, generator=generator)) < want - int(want))
+            starts = torch.randint(len(scribe) - n + 1, (batch_size,), generator=generator).numpy()
+            free = np.flatnonzero(~taken)[:k]  # rows the user's text left (every row is random)
+            rows[free] = _windows(scribe, starts[: len(free)], n)
         t = torch.from_numpy(rows)
         return t[:, :-1], t[:, 1:]
 

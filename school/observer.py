@@ -101,7 +101,7 @@ class Observer:
     def interrupts(self, reply_id: str) -> bool:
         return self.inbox.interrupts(reply_id)
 
-    def milestone(self, step: int) -> Brain:
+    def milestone(self, step: int | str) -> Brain:
         model = build_brain(config_from_dict(self.record.brain))
         ckpt.load_model_tensors(model, load_milestone(self.paths.milestones, step, "cpu"))
         return model

@@ -30,7 +30,14 @@ class TrainOptions:
     """torch.compile the training step: "on", "off" or "auto" (school.compiler: only where it was
     measured to gain; no gain was measured on CPU, and no GPU was available to measure)."""
     vocab_size: int | None = None
-    """Tokenizer size for a new baby (default 4200, like babyLLM); fixed for life after birth."""
+    """Tokenizer size for a new baby (default: the recipe's, or 4200 with a preset); fixed for life."""
+    context: int | None = None
+    """Training window (the brain's max_seq_len) for a new baby; fixed for life after birth."""
+    dropout: float | None = None
+    """Dropout while training; None: the recipe's (or the preset's) choice, else the baby's own."""
+    weight_decay: float | None = None
+    lr: float | None = None
+    """Peak learning rate (the floor is a tenth of it)."""
     val_text: str | None = None
     """A file or folder to score validation on; the whole library is then learned from."""
 

@@ -12,7 +12,9 @@ from tokenizers import Tokenizer
 from brain import Brain, build_brain, config_from_dict
 from school.events import ErrorEvent, Event
 from school.tokenizer import load_tokenizer
+from school.weights import LIVE, Weights
 from soul import checkpoint as ckpt
+from soul.best_self import BEST, load_best
 from soul.chat_log import ChatLog
 from soul.milestones import load_milestone
 from soul.paths import BabyPaths, SoulError
@@ -33,8 +35,9 @@ class Revived:
     """The update sizes the trainer last recorded before these weights were saved (for the x-ray)."""
 
 
-def revive(paths: BabyPaths, device: torch.device | str = "cpu", step: int | None = None) -> Revived:
-    """Load the newest valid checkpoint of a baby, or its milestone at `step`.
+def revive(paths: BabyPaths, device: torch.device | str = "cpu", step: Weights | None = None) -> Revived:
+    """Load the newest valid checkpoint of a baby (`step` None or "live"), its best self ("best"),
+    or its milestone at `step`.
 
     A newborn with no checkpoint talks from its initial weights.
     """
@@ -47,7 +50,12 @@ def revive(paths: BabyPaths, device: torch.device | str = "cpu", step: int | Non
     if tokenizer.get_vocab_size() != record.vocab_size:
         raise SoulError(f"baby {paths.name!r}: tokenizer.json does not match its brain's vocabulary")
     model = build_brain(config_from_dict(record.brain)).to(device)
-    if step is not None:
+    if step == BEST:
+        best, tensors = load_best(paths.milestones, str(device))
+        ckpt.load_model_tensors(model, tensors)
+        weights = f"best self (step {best.step}, {best.val_bpb:.3f} bits/byte held out)"
+        return Revived(record, tokenizer, model.eval(), best.step, [], weights)
+    if step is not None and step != LIVE:
         ckpt.load_model_tensors(model, load_milestone(paths.milestones, step, str(device)))
         return Revived(record, tokenizer, model.eval(), step, [], f"milestone step {step}")
     found = ckpt.load_latest(paths.checkpoints, device, expect=ckpt.tensor_shapes(model))
@@ -96,7 +104,8 @@ class SavedBaby:
     def interrupts(self, reply_id: str) -> bool:
         return False  # Ctrl+C ends `babyterm chat` itself
 
-    def milestone(self, step: int) -> Brain:
+    def milestone(self, step: int | str) -> Brain:
+        """A milestone's brain, or the best self's (`step` "best")."""
         model = build_brain(config_from_dict(self.baby.record.brain))
         ckpt.load_model_tensors(model, load_milestone(self.paths.milestones, step, "cpu"))
         return model

@@ -1,5 +1,7 @@
 """The scribe: comments on the baby's guesses, roasting the bad ones and cheering the good ones.
 
+Its lines are its own words about a guess (how much matched, how far it got), never quotes of it.
+
 Its mood is the calligraphist's band of the guess's `match`, so the baby is judged against its own
 recent self, not against a grown-up model. Lines are plain prose: the tutor feeds them back as text.
 """
@@ -15,52 +17,49 @@ from collections.abc import Callable
 from school.calligraphist import BANDS, NEW_BEST, NEW_WORST, Band, Calligraphist
 from school.events import ScribeEvent
 
-# Placeholders: {guess} and {truth} (cleaned excerpts), {pct} (match in percent), {step}.
+# Placeholders: {pct} (match in percent), {step}, {right} (words right before the first miss) and
+# {words} (words in the true continuation). The scribe speaks of the guess, never quotes it: its
+# lines are training text too, and quoted guesses would teach the baby its own mistakes.
 LINES: dict[str, tuple[str, ...]] = {
-    "new best": (
-        "Step {step}: “{guess}”. That is the best guess yet, {pct}% right. Somebody frame it.",
-        "A personal record! It wrote “{guess}” and the book agreed {pct}% of the way.",
-        "New best ever. “{guess}” against “{truth}”. I may cry a little.",
-        "Remember step {step}: the day it wrote “{guess}” and was righter than ever before.",
-        "Gold star. “{guess}” is its finest work so far, and it knows it.",
-    ),
     "great": (
-        "“{guess}”. The book says “{truth}”. Honestly? Lovely work.",
-        "{pct}% on the nose. It is reading, it is learning, it is showing off a little.",
-        "It wrote “{guess}”, better than it has managed lately. Proud of this one.",
-        "Look at that: “{guess}”. Better than it usually does, and it usually tries hard.",
-        "A fine guess. The truth was “{truth}” and the baby was right there with it.",
+        "Step {step}, and {pct}% of that guess was right. Honestly? Lovely work.",
+        "It is reading, it is learning, it is showing off a little: {right} words right in a row.",
+        "Better than it has managed lately. I am proud of this one.",
+        "Look at that, {pct}% on the nose. It usually tries hard, and today it shows.",
+        "A fine guess. The book and the baby walked side by side for {right} of {words} words.",
     ),
     "fine": (
-        "You wrote “{guess}”, the book says “{truth}”. Close-ish.",
-        "“{guess}”. Not bad, not a masterpiece. A respectable Tuesday of a guess.",
+        "Close-ish. About {pct}% of it matched the book.",
+        "Not bad, not a masterpiece. A respectable Tuesday of a guess.",
         "{pct}% right. About as good as it has been lately, which is fine.",
-        "It guessed “{guess}”. The truth, “{truth}”, nods politely.",
+        "The book nods politely at that one.",
         "A middling guess: some of the right words, some of its own.",
     ),
     "bad": (
-        "“{guess}”? The book said “{truth}”. We will pretend we did not see that.",
+        "We will pretend we did not see that one.",
         "Only {pct}% right. It was thinking about snacks again.",
-        "It wrote “{guess}”, which is a choice. The truth was “{truth}”.",
+        "That guess was a choice. The book chose differently.",
         "A wobbly one. Worse than usual, but wobbling is how walking starts.",
-        "The book says “{truth}”. The baby says “{guess}”. The book wins this round.",
+        "The book wins this round, {words} words to {right}.",
     ),
     "awful": (
-        "“{guess}”. What. The book said “{truth}” and has never been so far away.",
-        "That guess, “{guess}”, is one of its worst lately. Deep breaths, little one.",
+        "What. The book has never felt so far away.",
+        "One of its worst guesses lately. Deep breaths, little one.",
         "{pct}% right. I have seen keyboards fall down stairs with better spelling.",
-        "It wrote “{guess}”. Somewhere, a dictionary weeps quietly.",
-        "Oof. The truth was “{truth}”. The baby went somewhere else entirely.",
+        "Somewhere, a dictionary weeps quietly.",
+        "Oof. The baby went somewhere else entirely.",
     ),
     "new worst": (
-        "New worst ever at step {step}: “{guess}”. Impressive, in its way.",
-        "“{guess}”. A record low. Every great writer has one of these in a drawer.",
+        "New worst ever at step {step}. Impressive, in its way.",
+        "A record low. Every great writer has one of these in a drawer.",
         "Its worst guess yet, {pct}% right. Tomorrow can only be better.",
-        "The book said “{truth}”. The baby said “{guess}”. A historic miss.",
+        "A historic miss, step {step}. We will laugh about it later.",
     ),
 }
 
-_GROUP_OF_BAND = {NEW_BEST.name: "new best", NEW_WORST.name: "new worst"}
+# A guess is graded against training text, so it sets no records (school.calligraphist.HELD_OUT):
+# a best-ever match is the top band, and reads as "great".
+_GROUP_OF_BAND = {NEW_BEST.name: "great", NEW_WORST.name: "new worst"}
 for _band in BANDS:
     _GROUP_OF_BAND[_band.name] = (
         "great" if _band.rank <= 4 else "fine" if _band.rank <= 8 else "bad" if _band.rank <= 11 else "awful"
@@ -81,6 +80,16 @@ def clean(text: str, limit: int = EXCERPT_CHARS) -> str:
     )
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def words_right(guess: str, truth: str) -> int:
+    """Words of the guess equal to the truth's, from the start up to the first miss."""
+    n = 0
+    for a, b in zip(guess.split(), truth.split(), strict=False):
+        if a != b:
+            break
+        n += 1
+    return n
 
 
 def group_of(band: Band) -> str:
@@ -126,5 +135,6 @@ class Scribe:
         self._last_spoke = now
         guess, truth = clean(guess) or "…", clean(truth) or "…"
         template = self.rng.choice(LINES[group_of(band)])
-        line = template.format(guess=guess, truth=truth, pct=round(match * 100), step=step)
+        right = words_right(guess, truth)
+        line = template.format(pct=round(match * 100), step=step, right=right, words=len(truth.split()))
         return ScribeEvent(step=step, mood=band.name, line=line, guess=guess, truth=truth)

@@ -28,6 +28,8 @@ from school.options import MAX_PROMPT_CHARS
 from school.steering import Steering
 from school.text_stream import TextStream, piece_bytes
 from school.tokenizer import EOS_ID, decode, scrub
+from school.weights import describe
+from soul.best_self import BEST
 from soul.chat_log import ChatLine
 
 KEEP_INSIGHTS = 16  # replies whose per-token attention is kept for `attend`
@@ -66,7 +68,7 @@ class Speaker:
         self.host = host
         self.prompts: dict[str, str] = {}  # reply id -> what it answered, for corrections
         self.insights: OrderedDict[str, dict[str, Any]] = OrderedDict()
-        self._milestone: tuple[int, Brain] | None = None
+        self._milestone: tuple[int | str, Brain] | None = None
         self._bytes: list[bytes] | None = None  # each id's bytes, for streaming whole characters
         self.steering = Steering(self)
 
@@ -82,10 +84,10 @@ class Speaker:
         """The live brain, or a milestone's (loaded once and kept while it is asked for)."""
         if weights in ("live", ""):
             return self.host.model, self.host.weights
-        step = int(str(weights).removeprefix("step-"))
-        if self._milestone is None or self._milestone[0] != step:
+        step = weights if weights == BEST else int(str(weights).removeprefix("step-"))
+        if self._milestone is None or self._milestone[0] != step or step == BEST:  # the best self moves on
             self._milestone = (step, self.host.milestone(step).eval())
-        return self._milestone[1], f"milestone step {step}"
+        return self._milestone[1], describe(step)
 
     def stream(self) -> TextStream:
         """A fresh whole-character decoder for this host's tokenizer."""

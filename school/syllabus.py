@@ -22,7 +22,11 @@ class Syllabus:
     pixel_weight: float = 0.05
     """Weight of the pixel head's loss next to the language loss."""
     extra_fraction: float = 0.1
-    """Share of batch rows drawn from scribe lines and corrections, when there are any."""
+    """Share of batch rows drawn from the user's corrections (and steering text), when there are any."""
+    scribe_max_share: float = 0.001
+    """The scribe's lines get the share of rows they are of all the text, at most this much."""
+    plateau_patience: int = 4
+    """Evaluations without a new held-out best before the tutor adapts (lower lr, more decay)."""
     log_every: int = 10
     eval_every: int = 200
     eval_batches: int = 16

@@ -48,6 +48,7 @@ from school.events import (
     Event,
     GuessEvent,
     PixelEvent,
+    PlateauEvent,
     ProgressEvent,
     StateEvent,
     StepEvent,
@@ -58,6 +59,7 @@ from school.inbox import Inbox
 from school.librarian import Librarian
 from school.metabolism import Metabolism, MetabolismReading
 from school.options import TrainOptions
+from school.plateau import Plateau, Verdict
 from school.scribe import Scribe
 from school.speaker import Speaker
 from school.syllabus import Syllabus
@@ -65,6 +67,7 @@ from school.update_sizes import measure, snapshot
 from school.xray.learning import learning_of
 from soul import checkpoint as ckpt
 from soul import codec
+from soul.best_self import forget_best, read_best
 from soul.chat_log import ChatLog
 from soul.jsonl import append_jsonl
 from soul.lock import BabyLock
@@ -102,6 +105,8 @@ class Tutor:
     scribe: Scribe
     speaker: Speaker
     chat_log: ChatLog
+    plateau: Plateau
+    """The watch over held-out scores: the best self, and when to adapt."""
     val_batches: list[tuple[torch.Tensor, torch.Tensor]]
     token_bytes: torch.Tensor
     run_id: str
@@ -184,6 +189,7 @@ class Tutor:
         self.paths = room.paths
         self.librarian = room.librarian
         torch.manual_seed(self.options.seed)  # before the brain is built: its first weights follow the seed
+        self.librarian.scribe_max_share = self.syllabus.scribe_max_share
         self.model = build_brain(config_from_dict(room.record.brain)).to(room.device)
         self.learner = maybe_compile(  # what the training step runs
             self.cohort.wrap(self.model, room.device),
@@ -220,8 +226,11 @@ class Tutor:
             )
         ]
         self.token_bytes = self.librarian.token_bytes.to(room.device)
+        self.plateau = Plateau(patience=self.syllabus.plateau_patience)
         self._prepared = True
         self._resume()
+        self._settle_best_self()
+        self._apply_weight_decay()
 
     @property
     def block_size(self) -> int:
@@ -247,7 +256,7 @@ class Tutor:
     def interrupts(self, reply_id: str) -> bool:
         return self.inbox.interrupts(reply_id)
 
-    def milestone(self, step: int) -> Brain:
+    def milestone(self, step: int | str) -> Brain:
         tensors = load_milestone(self.paths.milestones, step, str(self.room.device))
         model = build_brain(config_from_dict(self.room.record.brain)).to(self.room.device)
         ckpt.load_model_tensors(model, tensors)
@@ -348,6 +357,56 @@ class Tutor:
             total_loss / (math.log(2) * max(1.0, total_bytes)),
             train_loss,
         )
+
+    # -- knowing when it memorises ---------------------------------------------------------------
+
+    def _after_eval(self, event: EvalEvent | None) -> None:
+        """Show the eval; keep a new best as the best self; adapt on a plateau (every rank alike).
+
+        `event` is None on the ranks that do not evaluate: they learn of a plateau from the lead.
+        """
+        p, verdict, lr_before = self.plateau, Verdict.WAITING, self.plateau.lr_scale
+        if event is not None:
+            self.emit(event)
+            verdict = p.observe(event.step, event.val_bpb)
+        if self.cohort.world > 1:  # every rank adapts at the same step, or their weights drift apart
+            plateau = self.cohort.any(verdict == Verdict.PLATEAU)
+            if plateau and event is None:
+                p.adapt()
+            verdict = Verdict.PLATEAU if plateau else verdict
+        if event is not None and p.best_step == event.step:  # the best held-out score yet
+            self.calligraphist.memorising = False
+            self.emit(self.checkpointer.save_best(self.step, event.val_bpb, self.librarian.validation_id))
+        if verdict == Verdict.PLATEAU:
+            self.lr_scale *= p.lr_scale / lr_before
+            self._apply_weight_decay()
+            self.calligraphist.memorising = True
+            decay = self.syllabus.weight_decay * p.decay_scale
+            self.emit(PlateauEvent(self.step, p.best_step, p.best, p.patience, p.lr_scale, decay))
+
+    def _apply_weight_decay(self) -> None:
+        """The syllabus's weight decay times the plateau's factor, on the matrices' group."""
+        for group in self.optimizer.param_groups:
+            if group["params"] and all(q.dim() >= 2 for q in group["params"]):
+                group["weight_decay"] = self.syllabus.weight_decay * self.plateau.decay_scale
+
+    def _settle_best_self(self) -> None:
+        """A best self scored on other held-out text (a new library) is no rival: start over."""
+        best = read_best(self.paths.milestones)
+        if best is not None and best.validation != self.librarian.validation_id:
+            if self.cohort.lead:
+                forget_best(self.paths.milestones)
+            self._start_over()
+        elif best is not None and best.val_bpb < self.plateau.best:  # kept after the last checkpoint
+            self.plateau.best, self.plateau.best_step = best.val_bpb, best.step
+            self.plateau.mark = min(self.plateau.mark, best.val_bpb)
+        elif best is None and math.isfinite(self.plateau.best):  # its best self is gone
+            self._start_over()
+
+    def _start_over(self) -> None:
+        """Forget the plateau, and undo its slower learning rate (a rollback's factor stays)."""
+        self.lr_scale /= self.plateau.lr_scale
+        self.plateau.start_over()
 
     def guess(self) -> None:
         """Let the baby continue a training snippet; the scribe comments, and learns from it too."""
@@ -460,10 +519,10 @@ class Tutor:
                 tps = (self.tokens_seen - last_log_tokens) / max(1e-9, now - last_log_t - paused_for)
                 last_log_t, last_log_tokens, paused_for = now, self.tokens_seen, 0.0
                 self._emit_step(stats, tps)
+            if self.step % syl.eval_every == 0:
+                self._after_eval(self.evaluate() if self.cohort.lead else None)
             if not self.cohort.lead:
                 continue
-            if self.step % syl.eval_every == 0:
-                self.emit(self.evaluate())
             if self.step % syl.guess_every == 0:
                 self.guess()
             if is_milestone(self.step, syl.milestone_every):
@@ -543,6 +602,7 @@ class Tutor:
             pixel_target=self.pixel_target.tolist(),
             lr_scale=self.lr_scale,
             updates=self.updates,
+            plateau=self.plateau.state_dict(),
         )
 
     def _resume(self) -> None:
@@ -568,6 +628,7 @@ class Tutor:
             self.pixel_target = torch.tensor(s.pixel_target, device=self.room.device)
         self.lr_scale = s.lr_scale
         self.updates = s.updates
+        self.plateau.load_state_dict(s.plateau)
 
     def save(self, reason: str) -> None:
         if not self.cohort.lead:

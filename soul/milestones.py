@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from soul.atomic import write_atomic, write_json_atomic
+from soul.best_self import BEST, load_best
 from soul.paths import SoulError
 from soul.resume_state import read_updates
 
@@ -161,10 +162,14 @@ def save_milestone(
     return path
 
 
-def load_milestone(folder: Path, step: int, device: str = "cpu") -> dict[str, Any]:
-    """The weights of milestone `step`, checked against its record; a one-line SoulError if unsound."""
+def load_milestone(folder: Path, step: int | str, device: str = "cpu") -> dict[str, Any]:
+    """The weights of milestone `step` (or of the best self, `step` "best"), checked against its
+    record; a one-line SoulError if unsound."""
     from safetensors import SafetensorError
     from safetensors.torch import load
+
+    if step == BEST:
+        return load_best(folder, device)[1]
 
     path = folder / milestone_name(step)
     if not path.exists():

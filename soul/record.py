@@ -29,6 +29,9 @@ class BabyRecord:
     """How its text is cut and framed: "split" ("tail"), "pieces" ("words-v2"), "bos"
     ("document-start": prompts begin with <s>). Absent: main 92febe8's ways (the interleaved split,
     pieces that run on over newlines and digits, prompts without <s>)."""
+    recipe: dict[str, Any] = field(default_factory=dict)
+    """What school/recipe.py chose at birth, with its inputs (library bytes, measured tokens/s).
+    Absent: a baby born from a named preset, or before the recipe (its brain and syllabus say all)."""
     format: int = FORMAT_VERSION
     """The soul's format; a record read without one is 0 (main 92febe8's souls)."""
     unknown: dict[str, Any] = field(default_factory=dict, repr=False)
@@ -57,6 +60,8 @@ class BabyRecord:
             del data["format"]
         if not self.conventions:  # absent means main 92febe8's conventions
             del data["conventions"]
+        if not self.recipe:
+            del data["recipe"]
         write_json_atomic(paths.config, {**data.pop("unknown"), **data})
 
     @classmethod

@@ -31,7 +31,9 @@ class ResumeState:
     pixel: list[float] | None = None
     pixel_target: list[float] | None = None
     lr_scale: float = 1.0
-    """The learning-rate factor after rollbacks of non-finite steps."""
+    """The learning-rate factor after rollbacks of non-finite steps and plateaus."""
+    plateau: dict[str, Any] = field(default_factory=dict)
+    """The watch over held-out scores (school.plateau.Plateau.state_dict); {}: none yet."""
     updates: dict[str, Any] | None = None
     """The last logged step's update sizes, {"step": N, "updates": {layer: ‖Δw‖/‖w‖}}, for the x-ray."""
     version: int = VERSION
@@ -48,6 +50,7 @@ class ResumeState:
             **({"pixel": self.pixel, "pixel_target": self.pixel_target} if self.pixel is not None else {}),
             "lr_scale": self.lr_scale,
             **({"updates": self.updates} if self.updates is not None else {}),
+            **({"plateau": self.plateau} if self.plateau else {}),
         }
 
     @classmethod
@@ -76,6 +79,9 @@ class ResumeState:
         metabolism = data.get("metabolism", {})
         if not isinstance(metabolism, dict):
             raise ValueError("trainer state: metabolism is not an object")
+        plateau = data.get("plateau", {})
+        if not isinstance(plateau, dict):
+            raise ValueError("trainer state: plateau is not an object")
         return cls(
             step=_get(data, "step", int, step),
             tokens_seen=_get(data, "tokens_seen", int, 0),
@@ -88,6 +94,7 @@ class ResumeState:
             pixel_target=[float(v) for v in target] if target is not None else None,
             lr_scale=float(_get(data, "lr_scale", float, 1.0)),
             updates=read_updates(data.get("updates")),
+            plateau=plateau,
             version=VERSION,
         )
 

@@ -347,3 +347,35 @@ def test_text_helpers() -> None:
     assert one_line("x\n  y " * 3, 8) == "x y x y…"
     assert (count(999), count(1234), count(122_880), count(2_100_000)) == ("999", "1.23k", "123k", "2.10M")
     assert (duration(8), duration(724), duration(11_220)) == ("8s", "12m 04s", "3h 07m")
+
+
+async def test_a_plateau_is_said_in_plain_words_and_step_best_talks_to_the_best_self(home: Path) -> None:
+    import torch  # this test's own process only: the app's stays free of it
+
+    from babyterm.widgets.chat_settings import SettingError
+    from school.events import PlateauEvent, SaveEvent
+    from soul.best_self import save_best
+
+    link = FakeLink(auto=False)
+    app = make_app(link)
+    notes: list[str] = []
+    app.notify = lambda message, **kw: notes.append(message)  # type: ignore[method-assign]
+    async with app.run_test(size=SIZE) as pilot:
+        link.advance(5)
+        link.emit(
+            SaveEvent(5, "best.safetensors", "best", 0.01),
+            PlateauEvent(6, best_step=5, best_bpb=1.234, evals=4, lr_scale=0.5, weight_decay=0.15),
+        )
+        await until(pilot, lambda: "plateau" in stream_text(app))
+        text = stream_text(app)
+        assert "kept as its best self" in text and "learned what it can from this text" in text
+        assert any("Give it more writing" in n for n in notes)
+        assert app.main_screen.query_one(LossStream).calligraphist.memorising  # no more celebrating
+        chat = app.main_screen.chat
+        with pytest.raises(SettingError, match="no best self yet"):  # none on disk yet: one line
+            chat.run_command("/step best")
+        assert chat.settings.weights is None
+        save_best(baby_paths("baby").milestones, 5, {"w": torch.zeros(1)}, 1.234, "v")
+        chat.run_command("/step best")
+        assert chat.settings.weights == "best" and "best self" in chat.border_title
+        assert chat.settings.command_fields()["weights"] == "best"

@@ -219,6 +219,54 @@ def test_budgets_must_be_above_zero(capsys, isolated_home: Path, argv: list[str]
     assert not isolated_home.exists()  # refused before anything was made
 
 
+@pytest.mark.parametrize(
+    "argv,words",
+    [
+        (["train", "--dropout", "1"], ["--dropout", "below 1"]),
+        (["train", "--weight-decay", "-0.1"], ["--weight-decay", "0 or more"]),
+        (["train", "--lr", "0"], ["--lr", "more than 0"]),
+        (["train", "--context", "0"], ["--context"]),
+        (["train", "--vocab-size", "x"], ["--vocab-size"]),
+        (["chat", "--step", "soon"], ["--step", "live, best or a step"]),
+        (["export", "--format", "hf", "--step", "-4"], ["--step"]),
+    ],
+)
+def test_recipe_overrides_and_the_weights_selector_are_checked(
+    capsys, isolated_home: Path, argv: list[str], words: list[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert_user_error(exit_info.value.code, capsys.readouterr().err, *words)
+    assert not isolated_home.exists()
+
+
+def test_the_recipe_options_reach_a_new_baby_and_step_best_reaches_chat_and_export(
+    capsys, small_library: Path, tmp_path: Path
+) -> None:
+    argv = ["train", "--library", str(small_library), "--steps", "1", "--threads", "1"]
+    code, _, _ = run(
+        capsys, *argv, "--dropout", "0.05", "--weight-decay", "0.3", "--lr", "1e-3", "--context", "40"
+    )
+    assert code == 0
+    from soul.paths import baby_paths
+    from soul.record import BabyRecord
+
+    record = BabyRecord.load(baby_paths())
+    assert record.preset == "recipe" and record.recipe["context"] == 40
+    assert (record.brain["dropout"], record.brain["max_seq_len"]) == (0.05, 40)
+    assert (record.syllabus["weight_decay"], record.syllabus["lr"]) == (0.3, 1e-3)
+    code, _, err = run(capsys, "chat", "--step", "best", "hi")  # no eval yet: no best self
+    assert_user_error(code, err, "no best self yet")
+    code, _, err = run(
+        capsys, "export", "--format", "safetensors", "--step", "best", "--out", str(tmp_path / "o")
+    )
+    assert_user_error(code, err, "no best self yet")
+    code, _, _ = run(
+        capsys, "export", "--format", "safetensors", "--step", "live", "--out", str(tmp_path / "o")
+    )
+    assert code == 0
+
+
 def test_version(capsys) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(["--version"])

@@ -178,6 +178,7 @@ def test_list_runs_summaries(tmp_path: Path) -> None:
     assert (a.start_time, a.end_time, a.last_step, a.steps, a.events) == (100.0, 140.0, 3, 3, 4)
     assert a.best_val_loss is None
     assert (b.start_time, b.last_step, b.steps, b.events, b.best_val_loss) == (200.0, 70, 5, 9, 2.5)
+    assert b.best_val_bpb == 1.0 and a.best_val_bpb is None  # the headline: held-out bits per byte
     assert b.path == tmp_path / "b-late.jsonl"
     assert list_runs(tmp_path / "missing") == []
 

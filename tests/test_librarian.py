@@ -277,9 +277,9 @@ def test_extra_text_reaches_the_batches_and_persists(twin):
     paths, root = twin
     lb = Librarian.prepare(paths, root, VOCAB, block_size=BLOCK)
     line = "zebra quokka xylophone jubilee " * 3
-    lb.add_text(line, "scribe")
     lb.add_text(line, "correction")
-    assert lb.extra_tokens >= BLOCK + 1
+    lb.add_text(line, "correction")
+    assert lb.user_tokens >= BLOCK + 1 and lb.scribe_tokens == 0
     extra = np.concatenate([[T.BOS_ID, *lb.encode(line), T.EOS_ID]] * 2)
     g = torch.Generator().manual_seed(0)
     rows = [
@@ -289,7 +289,7 @@ def test_extra_text_reaches_the_batches_and_persists(twin):
     from_extra = [is_window(extra, r.numpy()) for r in torch.cat(rows)]
     assert 10 < sum(from_extra) < 54  # about half of the 64 rows
     records = [json.loads(s) for s in paths.extra_text.read_text(encoding="utf-8").splitlines()]
-    assert [(r["source"], r["text"]) for r in records] == [("scribe", line), ("correction", line)]
+    assert [(r["source"], r["text"]) for r in records] == [("correction", line), ("correction", line)]
     with open(paths.extra_text, "a", encoding="utf-8") as f:
         f.write('{"time": 1, "sou')  # a line cut short by a crash
     logged = []
@@ -360,3 +360,39 @@ def test_sample_snippet(baby):
         prompt, truth = lb.sample_snippet(24, g, truth_length=8)
         assert len(prompt) == 24 and len(truth) == 8 and is_window(lb.train, prompt + truth)
         assert lb.tokenizer.id_to_token(prompt[0]).startswith(T.SPACE)
+
+
+def test_the_scribe_gets_a_bounded_share_that_grows_with_what_it_wrote(twin):
+    paths, root = twin
+    lb = Librarian.prepare(paths, root, VOCAB, block_size=BLOCK)
+    lb.scribe_max_share = 0.05
+    line = "the scribe thinks this guess was rather good, all things considered."
+    g = torch.Generator().manual_seed(0)
+
+    def scribe_rows(batches: int) -> float:
+        scribe = lb._extra_ids["scribe"]
+        rows = [
+            torch.cat([x, y[:, -1:]], 1) for x, y in (lb.batch(16, BLOCK, g, 0.5) for _ in range(batches))
+        ]
+        return sum(is_window(scribe, r.numpy()) for r in torch.cat(rows)) / (16 * batches)
+
+    shares = []
+    for lines in (10, 40, 400):
+        while lb.scribe_tokens < lines * len(lb.encode(line)):
+            lb.add_text(line, "scribe")
+        assert lb.scribe_share() <= 0.05
+        shares.append(lb.scribe_share())
+        measured = scribe_rows(50)
+        assert measured <= lb.scribe_share() * 1.5 + 0.01  # within its bound
+        for _ in range(20):  # never more rows in one batch than the share's ceiling
+            x, y = lb.batch(16, BLOCK, g, 0.0)
+            rows = torch.cat([x, y[:, -1:]], 1)
+            assert sum(is_window(lb._extra_ids["scribe"], r.numpy()) for r in rows) <= math.ceil(
+                lb.scribe_share() * 16
+            )
+    assert shares[0] < shares[1] <= shares[2] == 0.05  # it grows with what the scribe wrote, to the cap
+    # corrections are the user's words: they do not count towards the scribe's share
+    before = lb.scribe_share()
+    for _ in range(50):
+        lb.add_text("a correction the user typed, in the user's own words.", "correction")
+    assert lb.scribe_share() == before and lb.user_tokens > 0

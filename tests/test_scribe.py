@@ -6,7 +6,7 @@ import random
 import unicodedata
 
 from school.calligraphist import ALL_BANDS, BANDS, NEW_BEST, NEW_WORST, Calligraphist
-from school.scribe import LINES, Scribe, clean, group_of
+from school.scribe import LINES, Scribe, clean, group_of, words_right
 
 
 class FakeClock:
@@ -36,20 +36,20 @@ def test_every_mood_is_reachable() -> None:
     for band in BANDS:
         value = next(v for v in grid if callig.band("match", v) == band)
         clock.now += 100
-        event = scribe.comment(1, "the cat", "the dog", value)
+        event = scribe.comment(1, "the cat", "the dog ran", value)
         assert event is not None and event.mood == band.name
         pct = round(value * 100)
-        expected = {
-            t.format(guess="the cat", truth="the dog", pct=pct, step=1) for t in LINES[group_of(band)]
-        }
+        expected = {t.format(pct=pct, step=1, right=1, words=3) for t in LINES[group_of(band)]}
         assert event.line in expected
         moods.add(event.mood)
-    for value, band in ((0.99, NEW_BEST), (0.01, NEW_WORST)):
-        clock.now += 100
-        event = scribe.comment(2, "a", "b", value)
-        assert event is not None and event.mood == band.name
-        moods.add(event.mood)
-    assert moods == {b.name for b in ALL_BANDS}
+    clock.now += 100
+    event = scribe.comment(2, "a", "b", 0.01)
+    assert event is not None and event.mood == NEW_WORST.name
+    moods.add(event.mood)
+    clock.now += 100
+    best = scribe.comment(3, "a", "b", 0.99)  # a best-ever guess of training text sets no record
+    assert best is not None and best.mood == BANDS[0].name
+    assert moods == {b.name for b in ALL_BANDS} - {NEW_BEST.name}
 
 
 def test_every_band_has_a_table_of_lines() -> None:
@@ -58,7 +58,7 @@ def test_every_band_has_a_table_of_lines() -> None:
     for lines in LINES.values():
         assert 4 <= len(lines) <= 6
         for template in lines:
-            line = template.format(guess="g", truth="t", pct=50, step=3)
+            line = template.format(pct=50, step=3, right=2, words=5)
             assert "{" not in line and _no_control(line)
 
 
@@ -80,13 +80,13 @@ def test_records_speak_sooner_but_not_instantly() -> None:
     for i in range(10):
         clock.now += 100
         assert scribe.comment(0, "x", "y", 0.4 + (i % 2) / 10) is None
-    event = scribe.comment(1, "x", "y", 0.9)
-    assert event is not None and event.mood == "new best"
+    event = scribe.comment(1, "x", "y", 0.1)
+    assert event is not None and event.mood == "new worst"
     clock.now += 1
-    assert scribe.comment(2, "x", "y", 0.95) is None  # a record, but inside the record interval
+    assert scribe.comment(2, "x", "y", 0.05) is None  # a record, but inside the record interval
     clock.now += 5
-    event = scribe.comment(3, "x", "y", 0.97)
-    assert event is not None and event.mood == "new best"
+    event = scribe.comment(3, "x", "y", 0.03)
+    assert event is not None and event.mood == "new worst"
 
 
 def test_same_seed_same_comments() -> None:
@@ -123,3 +123,17 @@ def test_clean() -> None:
     assert clean("x" * 100) == "x" * 59 + "…"
     assert clean("\x1b]0;title\x07ok") == "ok"
     assert clean("") == ""
+
+
+def test_lines_are_its_own_words_not_quotes_of_the_guess() -> None:
+    scribe, clock = _scribe()
+    guess, truth = "zebras quietly juggling marmalade", "zebras loudly eating porridge"
+    said = []
+    for i in range(60):
+        clock.now += 100
+        if (event := scribe.comment(i, guess, truth, (i % 20) / 20)) is not None:
+            said.append(event.line)
+    assert len(said) > 20
+    for line in said:
+        assert not any(word in line for word in ("zebras", "juggling", "marmalade", "porridge"))
+    assert words_right(guess, truth) == 1 and words_right("a b", "a b c") == 2

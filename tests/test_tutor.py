@@ -195,9 +195,11 @@ def test_chat_cancel_stops_a_reply(small_library: Path) -> None:
 
 
 def test_scribe_lines_reach_the_batches(small_library: Path) -> None:
-    tutor = make_tutor(small_library)
+    tutor = make_tutor(small_library, scribe_max_share=0.5)  # the share it has written, up to half
     tutor.prepare()
-    tutor.librarian.add_text("zebra quantum xylophone " * 8, "scribe")
+    assert tutor.librarian.scribe_max_share == 0.5
+    for _ in range(30):
+        tutor.librarian.add_text("zebra quantum xylophone " * 8, "scribe")
     assert _appears_in_batches(tutor, tutor.librarian.encode("zebra quantum xylophone"))
 
 

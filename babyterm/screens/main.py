@@ -88,7 +88,7 @@ class MainScreen(Screen[None]):
         past: events recalled from the soul, which say nothing about what the trainer does now.
         """
         routes: list[tuple[str, tuple[type[Event], ...]]] = [
-            ("#status", () if past else (StepEvent, StateEvent, ServeEvent)),
+            ("#status", (EvalEvent,) if past else (StepEvent, StateEvent, EvalEvent, ServeEvent)),
             ("#startup", () if past else (ProgressEvent, StepEvent, StateEvent)),
             ("#loss-stream", STREAM_KINDS),
             ("#scribe", (ScribeEvent,)),

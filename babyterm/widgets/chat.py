@@ -23,6 +23,7 @@ from babyterm.widgets.chat_settings import (
     SettingsLine,
     help_lines,
     milestone_step,
+    weights_label,
 )
 from babyterm.widgets.inspect_panel import InspectPanel
 from babyterm.xray_text import taught_line
@@ -116,7 +117,7 @@ class ChatPane(Vertical):
         self.add(ChatMessage("note", text))
 
     def show_settings(self) -> None:
-        target = "live" if self.settings.weights is None else f"step {self.settings.weights:,}"
+        target = weights_label(self.settings.weights)
         self.border_title = f"chat · {target}"
         modes = ["confidence" if self.confidence else "", "inspect" if self.has_class("-inspecting") else ""]
         self.border_subtitle = " · ".join(m for m in modes if m)
@@ -170,11 +171,17 @@ class ChatPane(Vertical):
         else:
             raise SettingError(f"unknown chat command /{name}; /help lists them")
 
-    def point_at(self, step: int | None) -> None:
-        """Which weights answer from now on: a milestone's, or the live ones (None)."""
+    def point_at(self, step: int | str | None) -> None:
+        """Which weights answer from now on: a milestone's, the best self's ("best"), or the live ones."""
         self.settings.weights = step
         self.show_settings()
-        who = "the live weights" if step is None else f"the baby as it was at step {step:,}"
+        who = (
+            "the live weights"
+            if step is None
+            else "its best self"
+            if isinstance(step, str)
+            else f"the baby as it was at step {step:,}"
+        )
         self.notify(f"talking to {who}", timeout=3)
 
     def ask(self, text: str) -> str:

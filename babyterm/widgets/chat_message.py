@@ -88,8 +88,8 @@ class ChatMessage(Static):
             return ""
         header = {"you": "you", "baby": "baby", "correction": "you · correction"}.get(self.role, self.role)
         weights = clean(self.weights)
-        if weights.startswith("milestone"):
-            return f"{header} · {weights}"  # an earlier self answered: its step is in the name
+        if weights.startswith(("milestone", "best self")):
+            return f"{header} · {weights}"  # an earlier or best self answered, not the live step
         if self.role == "baby" and self.step is not None:
             header += f" · {'live ' if weights.startswith('live') else ''}step {self.step:,}"
         elif weights and not weights.startswith("live"):

@@ -13,6 +13,8 @@ from textual.content import Content
 from textual.widgets import Static
 
 from school.commands import Chat
+from school.weights import LIVE, parse_weights
+from soul.best_self import BEST, read_best
 from soul.milestones import list_milestones
 
 _ASKED = Chat(id="", text="")
@@ -42,8 +44,8 @@ class ChatSettings:
     dynatemp_exponent: float = _ASKED.dynatemp_exponent
     emphasis: float = _ASKED.emphasis
     """Strength of words marked *like this* in a message (2 doubles their attention)."""
-    weights: int | None = None
-    """The milestone step that answers, or None for the live weights."""
+    weights: int | str | None = None
+    """The milestone step that answers, "best" for the best self, or None for the live weights."""
 
     def command_fields(self) -> dict[str, Any]:
         """The fields of a Chat command (school.commands) besides its id and text."""
@@ -176,6 +178,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("/inspect", "pick a token of a reply: alternatives and attention"),
     ("/steps", "list the milestones (earlier selves)"),
     ("/step 1000", "talk to the baby as it was at that milestone"),
+    ("/step best", "talk to its best self (its best held-out score)"),
     ("/live", "talk to the live weights again"),
     ("/correct TEXT", "correct the last reply (it becomes training text)"),
     ("/export chat.md", "write the whole chat history as Markdown (--since 2h: only lately)"),
@@ -195,10 +198,10 @@ def help_lines(settings: ChatSettings, confidence: bool) -> str:
         rows.append(
             (f"/{name} {'off' if value is None or (name == 'topk' and not value) else _num(value)}", what)
         )
-    target = "live" if settings.weights is None else f"step {settings.weights:,}"
+    target = weights_label(settings.weights)
     rows += [
         (f"/conf {'on' if confidence else 'off'}", "confidence colours"),
-        ("/step N", f"now {target}; /steps"),
+        ("/step N", f"now {target}; /steps; /step best"),
         ("/live", "the live weights"),
         ("/inspect", "look inside a reply"),
         ("/reset", "default sampling"),
@@ -208,14 +211,27 @@ def help_lines(settings: ChatSettings, confidence: bool) -> str:
     return "\n".join(f"{left:<11} {right}" for left, right in rows)
 
 
-def milestone_step(folder: Path, arg: str) -> int:
-    """The milestone `/step arg` names, or a SettingError listing the ones there are."""
+def weights_label(weights: int | str | None) -> str:
+    """What the chat's title and /help call the weights that answer."""
+    if weights is None:
+        return "live"
+    return "best self" if weights == BEST else f"step {weights:,}"
+
+
+def milestone_step(folder: Path, arg: str) -> int | str:
+    """The milestone `/step arg` names ("best": the best self), or a SettingError naming those there are."""
     steps = list_milestones(folder)
     have = ", ".join(f"{s:,}" for s in steps) or "none yet"
     try:
-        step = int(arg.replace(",", "").replace("_", "").removeprefix("step-"))
+        step = parse_weights(arg)
     except ValueError:
-        raise SettingError(f"/step needs a step number (milestones: {have})") from None
+        raise SettingError(f"/step needs a step number or best (milestones: {have})") from None
+    if step == BEST:
+        if read_best(folder) is None:
+            raise SettingError("no best self yet: it is kept at the first evaluation")
+        return BEST
+    if step == LIVE:
+        raise SettingError("/live talks to the live weights")
     if step not in steps:
         raise SettingError(f"no milestone at step {step:,} (milestones: {have})")
     return step

@@ -11,9 +11,9 @@ from babyterm.lines import eval_line, step_line
 from babyterm.messages import EventBatch
 from babyterm.text import one_line
 from school.calligraphist import Calligraphist
-from school.events import ErrorEvent, EvalEvent, Event, SaveEvent, StateEvent, StepEvent
+from school.events import ErrorEvent, EvalEvent, Event, PlateauEvent, SaveEvent, StateEvent, StepEvent
 
-STREAM_KINDS = (StepEvent, EvalEvent, SaveEvent, ErrorEvent, StateEvent)
+STREAM_KINDS = (StepEvent, EvalEvent, SaveEvent, ErrorEvent, StateEvent, PlateauEvent)
 """The events this widget shows."""
 
 
@@ -45,6 +45,13 @@ class LossStream(RichLog):
             return step_line(self.calligraphist, event)
         if isinstance(event, EvalEvent):
             return eval_line(self.calligraphist, event)
+        if isinstance(event, PlateauEvent):
+            self.calligraphist.memorising = True  # training stats stop looking like progress
+            style = self.get_component_rich_style("loss-stream--note")
+            return Text(f"plateau{event.step:>5}  {one_line(event.message, 400)}", style=style)
+        if isinstance(event, SaveEvent) and event.reason == "best":
+            style = self.get_component_rich_style("loss-stream--save")
+            return Text(f"best {event.step:>7}  kept as its best self in {event.seconds:.2f}s", style=style)
         if isinstance(event, SaveEvent):
             style = self.get_component_rich_style("loss-stream--save")
             return Text(f"save {event.step:>7}  {event.reason} save in {event.seconds:.2f}s", style=style)

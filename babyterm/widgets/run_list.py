@@ -41,7 +41,7 @@ class RunList(DataTable[str]):
         self.add_column("baby", key="baby")
         self.add_column("started", key="start")
         self.add_column("steps", key="steps")
-        self.add_column("best val", key="best")
+        self.add_column("best bpb", key="best")  # held-out bits per byte, the headline figure
 
     def load(self, home: Path) -> None:
         """(Re)read the runs; keeps the cursor on the same run where it still exists."""
@@ -52,7 +52,7 @@ class RunList(DataTable[str]):
             key = str(run.summary.path)
             self.runs[key] = run
             s = run.summary
-            best = "" if s.best_val_loss is None else f"{s.best_val_loss:.3f}"
+            best = "" if s.best_val_bpb is None else f"{s.best_val_bpb:.3f}"
             self.add_row(run.baby, when(s.start_time), f"{s.last_step:,}", best, key=key)
         if current is not None and str(current.summary.path) in self.runs:
             self.move_cursor(row=self.get_row_index(str(current.summary.path)))

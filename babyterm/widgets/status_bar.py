@@ -13,7 +13,7 @@ from textual.widgets import Label
 
 from babyterm.messages import EventBatch
 from babyterm.text import count, duration, one_line
-from school.events import ServeEvent, StateEvent, StepEvent
+from school.events import EvalEvent, ServeEvent, StateEvent, StepEvent
 
 STATE_CLASSES = {
     "starting": "-busy",
@@ -38,7 +38,8 @@ def parse_hello(detail: str) -> dict[str, Any]:
 
 
 class StatusBar(Horizontal):
-    """One line: baby, brain and size, step, tokens seen, training time, tokens/s, and the state."""
+    """One line: baby, brain and size, held-out bits/byte (the headline), step, tokens seen, training
+    time, tokens/s, and the state."""
 
     state: reactive[str] = reactive("starting")
 
@@ -49,6 +50,7 @@ class StatusBar(Horizontal):
         self.last_step: StepEvent | None = None
         self.serving = ""
         """The HTTP server's address while outside clients can talk to the baby (w)."""
+        self.last_eval: EvalEvent | None = None
 
     def compose(self) -> ComposeResult:
         yield Label(id="status-baby")
@@ -68,6 +70,8 @@ class StatusBar(Horizontal):
                 self.last_step = event
             elif isinstance(event, ServeEvent):
                 self.serving = event.url
+            elif isinstance(event, EvalEvent):
+                self.last_eval = event
             elif isinstance(event, StateEvent) and (said := parse_hello(event.detail)):
                 self.hello = said
         if self.hello is not hello or self.serving != serving:
@@ -94,6 +98,8 @@ class StatusBar(Horizontal):
     def show_stats(self) -> None:
         e = self.last_step
         stats: list[tuple[str, str] | str] = []
+        if self.last_eval is not None:  # the headline: bits per byte of text it never learns from
+            stats += [(f"{self.last_eval.val_bpb:.3f}", "bold"), (" bpb held out", "$text-muted")]
         if e is not None:
             for value, unit in (
                 (f"{e.step:,}", "step "),

@@ -46,7 +46,7 @@ def train_child(options: TrainOptions, progress: Path, steps: int | None = None)
     out = open(progress, "a", buffering=1)  # noqa: SIM115 (the child dies holding it)
 
     def note(e: object) -> None:
-        if isinstance(e, SaveEvent) and e.reason != "milestone":  # milestones are not checkpoints
+        if isinstance(e, SaveEvent) and e.reason not in ("milestone", "best"):  # not checkpoints
             out.write(f"{e.step}\n")
 
     tutor.subscribe(note)

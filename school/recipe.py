@@ -1,0 +1,191 @@
+"""The recipe: a new baby's vocabulary, size, context and regularisation, chosen from its library and machine.
+
+A small library is learned by heart long before its baby can say anything new, so the enemy here is
+memorising, not speed. Two budgets bound the brain's parameters P (its matrices, embeddings apart):
+
+    P_data    = DATA_PARAMS_PER_TOKEN × N         N ≈ the library's bytes / BYTES_PER_TOKEN
+    P_compute = sqrt(C / 60)                      C = FLOP/s × RECIPE_SECONDS (C = 6 P D with D = 10 P:
+                                                    half Chinchilla's 20 tokens a weight, as a short
+                                                    run favours a bigger brain)
+    P         = (P_data⁻² + P_compute⁻²)^-½       (near the smaller, and growing with the library
+                                                    whatever the machine)
+
+The machine's speed is an input (tokens/s of a training step of the PROBE brain, measured once at
+birth by `measure_speed`), so the choice is deterministic for a given library and speed. Dropout and
+weight decay fall as the library grows; the context and vocabulary grow with it. A width of
+d = (4P)^(1/3) with d/48 layers gives 12·L·d² ≈ P. Every choice can be overridden by the user.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+BYTES_PER_TOKEN = 3.6
+"""About what a words-v2 tokenizer of a recipe's size gets on English prose."""
+DATA_PARAMS_PER_TOKEN = 8.0
+"""With dropout and weight decay, a brain of ~8 matrix weights per library token learns for a
+while before it starts to memorise (the default library memorised at ~13 without either; at 3, a
+200 KB library plateaued sooner, and higher, than the old tiny preset: README)."""
+RECIPE_SECONDS = 300.0
+"""The run the recipe plans for: `babyterm train --minutes 5`."""
+MIN_PARAMS = 40_000
+PROBE = dict(dim=128, n_layers=2, n_heads=4, max_seq_len=128, vocab_size=1024, batch_size=8)
+"""The brain the speed probe trains for a few steps (its FLOPs per token are known below)."""
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """What a new baby is born with; written to config.json under "recipe" with its inputs."""
+
+    vocab_size: int
+    dim: int
+    n_layers: int
+    n_heads: int
+    context: int
+    """The training window (the brain's max_seq_len)."""
+    dropout: float
+    weight_decay: float
+    lr: float
+    batch_size: int
+    decay_steps: int
+    warmup_steps: int
+    eval_every: int
+    library_bytes: int
+    tokens_per_s: float
+    """The probe's measured speed, the input the rest follows from."""
+
+    def brain(self) -> dict[str, Any]:
+        """The transformer config fields the recipe sets (vocab_size comes from the tokenizer)."""
+        return dict(
+            dim=self.dim,
+            n_layers=self.n_layers,
+            n_heads=self.n_heads,
+            max_seq_len=self.context,
+            dropout=self.dropout,
+        )
+
+    def syllabus(self) -> dict[str, Any]:
+        """The syllabus fields the recipe sets; the rest keep Syllabus's defaults."""
+        return dict(
+            batch_size=self.batch_size,
+            lr=self.lr,
+            min_lr=self.lr / 10,
+            warmup_steps=self.warmup_steps,
+            decay_steps=self.decay_steps,
+            weight_decay=self.weight_decay,
+            eval_every=self.eval_every,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def flops_per_token(dim: int, n_layers: int, vocab_size: int, context: int) -> float:
+    """Training FLOPs per token: 6 per weight (forward and backward) plus attention's 12·L·T·d."""
+    matrices = 12 * n_layers * dim * dim + vocab_size * dim
+    return 6 * matrices + 12 * n_layers * context * dim
+
+
+def _round_to(x: float, step: int) -> int:
+    return max(step, step * round(x / step))
+
+
+def _pow2_floor(x: float) -> int:
+    return 1 << max(0, math.floor(math.log2(max(1.0, x))))
+
+
+def choose(
+    library_bytes: int,
+    tokens_per_s: float,
+    *,
+    vocab_size: int | None = None,
+    context: int | None = None,
+    dropout: float | None = None,
+    weight_decay: float | None = None,
+    lr: float | None = None,
+) -> Recipe:
+    """The recipe for a library of `library_bytes` on a machine that trains the PROBE brain at
+    `tokens_per_s`; a keyword given (not None) is the user's choice and wins."""
+    if library_bytes <= 0 or not tokens_per_s > 0:
+        raise ValueError("the recipe needs a library size and a speed above 0")
+    size = math.log10(library_bytes / 1e5)  # 0 at 100 KB, 2 at 10 MB
+    tokens = library_bytes / BYTES_PER_TOKEN
+    p = PROBE
+    flop_s = tokens_per_s * flops_per_token(p["dim"], p["n_layers"], p["vocab_size"], p["max_seq_len"])
+    p_compute = math.sqrt(flop_s * RECIPE_SECONDS / 60)
+    p_data = DATA_PARAMS_PER_TOKEN * tokens
+    params = max(MIN_PARAMS, (p_data**-2 + p_compute**-2) ** -0.5)
+    dim = max(64, _round_to((4 * params) ** (1 / 3), 32))
+    n_layers = max(2, min(12, round(dim / 48)))
+    n_heads = dim // 32  # heads of 32
+
+    vocab = vocab_size or int(min(16384, max(512, _round_to(4 * math.sqrt(library_bytes), 64))))
+    if context is None:
+        context = 64 if library_bytes < 50_000 else 128 if library_bytes < 500_000 else 256
+    if dropout is None:
+        dropout = round(min(0.25, max(0.05, 0.2 - 0.05 * size)), 3)
+    if weight_decay is None:
+        weight_decay = round(min(0.2, max(0.1, 0.15 - 0.025 * size)), 3)
+    if lr is None:
+        lr = float(f"{min(3e-3, 2e-3 * math.sqrt(128 / dim)):.2g}")
+
+    # a step of ~0.1 s of this brain's tokens, in whole windows, and no more than the library holds
+    speed = flop_s / flops_per_token(dim, n_layers, vocab, context)
+    batch_tokens = min(32768, _pow2_floor(max(2048, tokens)), max(2048, _pow2_floor(speed / 8)))
+    batch_size = max(4, batch_tokens // context)
+    steps = speed * RECIPE_SECONDS / (batch_size * context)
+    decay_steps = int(max(1000, _round_to(steps, 100)))
+    eval_every = int(min(1000, max(50, _round_to(steps / 20, 50))))
+    return Recipe(
+        vocab_size=vocab,
+        dim=dim,
+        n_layers=n_layers,
+        n_heads=n_heads,
+        context=context,
+        dropout=dropout,
+        weight_decay=weight_decay,
+        lr=lr,
+        batch_size=batch_size,
+        decay_steps=decay_steps,
+        warmup_steps=min(100, decay_steps // 20),
+        eval_every=eval_every,
+        library_bytes=int(library_bytes),
+        tokens_per_s=float(tokens_per_s),
+    )
+
+
+def measure_speed(device: Any, steps: int = 3) -> float:
+    """Tokens/s of a training step of the PROBE brain on `device` (after one warm-up step): ~0.5 s."""
+    import torch
+    import torch.nn.functional as F
+
+    from brain import build_brain, config_class
+
+    p = PROBE
+    cfg = config_class("transformer")(
+        vocab_size=p["vocab_size"], dim=p["dim"], n_layers=p["n_layers"], n_heads=p["n_heads"],
+        max_seq_len=p["max_seq_len"],
+    )  # fmt: skip
+    model = build_brain(cfg).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randint(p["vocab_size"], (p["batch_size"], p["max_seq_len"] + 1), generator=gen).to(device)
+    rng = torch.get_rng_state()  # the probe must not change what the baby draws
+    elapsed = 0.0
+    for i in range(steps + 1):
+        t0 = time.perf_counter()
+        logits, _ = model(x[:, :-1])
+        loss = F.cross_entropy(logits.flatten(0, 1), x[:, 1:].flatten())
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if getattr(device, "type", str(device)) == "cuda":
+            torch.cuda.synchronize()
+        if i:
+            elapsed += time.perf_counter() - t0
+    torch.set_rng_state(rng)
+    return steps * p["batch_size"] * p["max_seq_len"] / max(elapsed, 1e-9)

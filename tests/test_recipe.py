@@ -1,0 +1,130 @@
+"""The recipe: sizes that fit the library and grow with it, the user's choices winning, a baby born by it."""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+import pytest
+import torch
+
+from brain import build_brain, config_from_dict
+from school import recipe
+from school.classroom import open_classroom
+from school.options import TrainOptions
+
+SIZES = (10_000, 100_000, 1_000_000, 10_000_000)
+CPU, GPU = 15_000.0, 2_000_000.0  # tokens/s of the probe: a 2-core laptop, a big GPU
+
+
+def _params(r: recipe.Recipe) -> int:
+    """All parameters, embeddings included, of the transformer the recipe describes."""
+    cfg = config_from_dict({"brain": "transformer", "vocab_size": r.vocab_size, **r.brain()})
+    with torch.device("meta"):
+        return build_brain(cfg).num_params()
+
+
+@pytest.mark.parametrize("speed", [CPU, GPU])
+def test_sizes_are_sensible_for_10k_to_10mb(speed: float) -> None:
+    for size in SIZES:
+        r = recipe.choose(size, speed)
+        tokens = size / recipe.BYTES_PER_TOKEN
+        assert 512 <= r.vocab_size <= 16384 and r.vocab_size % 64 == 0
+        assert r.dim % r.n_heads == 0 and r.dim // r.n_heads == 32
+        assert 2 <= r.n_layers <= 12
+        assert 64 <= r.context <= 256
+        # validation (a tenth of the text) holds two windows, training many
+        assert 2 * (r.context + 1) < tokens / 10
+        assert 0 < r.dropout <= 0.25 and 0.1 <= r.weight_decay <= 0.2 and 1e-4 < r.lr < 1e-2
+        assert r.batch_size >= 4 and r.decay_steps >= 1000 and r.warmup_steps <= r.decay_steps
+        # never more matrix weights than a few per token of the library (memorising), at least MIN
+        assert 12 * r.n_layers * r.dim**2 <= max(4 * recipe.DATA_PARAMS_PER_TOKEN * tokens, 2e5)
+
+
+@pytest.mark.parametrize("speed", [CPU, GPU])
+def test_it_grows_with_the_library(speed: float) -> None:
+    chosen = [recipe.choose(size, speed) for size in SIZES]
+    params = [_params(r) for r in chosen]
+    assert params == sorted(params) and len(set(params)) == len(params)  # strictly growing
+    for a, b in itertools.pairwise(chosen):
+        assert b.vocab_size > a.vocab_size
+        assert b.context >= a.context and b.dim >= a.dim and b.n_layers >= a.n_layers
+        assert b.dropout <= a.dropout and b.weight_decay <= a.weight_decay  # less to fear
+
+
+def test_a_faster_machine_gets_a_bigger_brain_but_no_more_than_the_data_allows() -> None:
+    slow, fast = recipe.choose(10_000_000, CPU), recipe.choose(10_000_000, GPU)
+    assert _params(fast) > _params(slow)
+    tiny_slow, tiny_fast = recipe.choose(10_000, CPU), recipe.choose(10_000, GPU)
+    assert (tiny_fast.dim, tiny_fast.n_layers) == (tiny_slow.dim, tiny_slow.n_layers)  # data-bound
+
+
+def test_it_is_deterministic_for_its_inputs() -> None:
+    assert recipe.choose(123_456, 9_876.5) == recipe.choose(123_456, 9_876.5)
+
+
+def test_the_users_choices_win() -> None:
+    r = recipe.choose(1_000_000, CPU, vocab_size=777, context=96, dropout=0.0, weight_decay=0.5, lr=1e-4)
+    assert (r.vocab_size, r.context, r.dropout, r.weight_decay, r.lr) == (777, 96, 0.0, 0.5, 1e-4)
+    assert r.syllabus()["lr"] == 1e-4 and r.syllabus()["min_lr"] == pytest.approx(1e-5)
+    assert r.brain()["max_seq_len"] == 96 and r.brain()["dropout"] == 0.0
+
+
+def test_bad_inputs_are_refused() -> None:
+    with pytest.raises(ValueError):
+        recipe.choose(0, CPU)
+    with pytest.raises(ValueError):
+        recipe.choose(1000, 0.0)
+
+
+def test_the_probe_measures_a_speed() -> None:
+    torch.set_num_threads(1)
+    assert recipe.measure_speed(torch.device("cpu"), steps=1) > 0
+
+
+def test_a_baby_born_without_a_preset_follows_the_recipe_and_records_it(tmp_path, small_library) -> None:
+    torch.set_num_threads(1)
+    options = TrainOptions(
+        home=str(tmp_path), library=str(small_library), device="cpu", threads=1, dropout=0.05, lr=5e-4
+    )
+    room = open_classroom(options, {}, {}, lambda *a: None, lambda m: None)
+    config = json.loads(room.paths.config.read_text())
+    r = config["recipe"]
+    assert config["preset"] == "recipe" and r["library_bytes"] == small_library.stat().st_size
+    assert r["tokens_per_s"] > 0
+    assert config["brain"]["dim"] == r["dim"] and config["brain"]["max_seq_len"] == r["context"]
+    assert config["brain"]["dropout"] == 0.05 and room.syllabus.lr == 5e-4  # the user's
+    assert room.syllabus.weight_decay == r["weight_decay"] and room.syllabus.batch_size == r["batch_size"]
+    # a grown baby takes a new dropout and learning rate, keeps its context, refuses a new one
+    grown = open_classroom(
+        TrainOptions(home=str(tmp_path), device="cpu", threads=1, dropout=0.1, lr=1e-3),
+        {},
+        {},
+        lambda *a: None,
+        lambda m: None,
+    )
+    assert grown.record.brain["dropout"] == 0.1 and grown.syllabus.lr == 1e-3
+    assert json.loads(room.paths.config.read_text())["brain"]["dropout"] == 0.1
+    from soul.paths import SoulError
+
+    with pytest.raises(SoulError, match="context"):
+        open_classroom(
+            TrainOptions(home=str(tmp_path), device="cpu", threads=1, context=17),
+            {},
+            {},
+            lambda *a: None,
+            lambda m: None,
+        )
+
+
+def test_a_named_preset_keeps_its_sizes_and_takes_the_overrides(tmp_path, small_library) -> None:
+    torch.set_num_threads(1)
+    options = TrainOptions(
+        home=str(tmp_path), library=str(small_library), device="cpu", threads=1, preset="tiny",
+        vocab_size=300, context=48, weight_decay=0.3,
+    )  # fmt: skip
+    room = open_classroom(options, {}, {}, lambda *a: None, lambda m: None)
+    assert room.record.preset == "tiny" and room.record.recipe == {}
+    assert room.record.brain["dim"] == 128 and room.record.brain["max_seq_len"] == 48
+    assert room.syllabus.weight_decay == 0.3
+    assert "recipe" not in json.loads(room.paths.config.read_text())
