@@ -290,9 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _shared(serve, TAKES["serve"])
     serve.add_argument(
-        "--step",
-        default="live",
-        help="live (the newest checkpoint, followed; default), best, or a milestone step",
+        "--step", type=weights_arg, default="live", help=STEP_HELP + " (live follows new checkpoints)"
     )
     _serve_options(serve)
 
@@ -318,7 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
     xray = sub.add_parser("xray", help="see inside: every stage of the brain's forward pass on TEXT")
     _shared(xray, TAKES["xray"])
     xray.add_argument("text", help="the text to x-ray (the last max_seq_len tokens are read)")
-    xray.add_argument("--step", default="live", help="live (the newest checkpoint) or a milestone's step")
+    xray.add_argument("--step", type=weights_arg, default="live", help=STEP_HELP)
     xray.add_argument("--json", action="store_true", help="the numbers as JSON, for scripts")
     xray.add_argument("--top-k", type=_positive(int), default=5, help="next-token guesses per position")
 
@@ -647,9 +645,7 @@ def cmd_xray(args: argparse.Namespace) -> int:
     from school.xray.learning import learning_of
     from soul.paths import baby_paths
 
-    if args.step != "live" and not args.step.isdigit():
-        raise SoulError(f"--step takes live or a milestone's step, not {args.step!r}")
-    step = None if args.step == "live" else int(args.step)
+    step = None if args.step == "live" else args.step
     paths = baby_paths(args.baby, args.home)
     baby = revive(paths, step=step)
     for w in baby.warnings:

@@ -8,6 +8,8 @@ from typing import Any
 
 from school.events import ChatEvent, ErrorEvent, Event, StateEvent, TrainerState
 from school.options import TrainOptions
+from school.weights import BEST, LIVE, Weights
+from soul.best_self import read_best
 from soul.milestones import list_milestones
 from soul.paths import BabyPaths, SoulError, baby_paths
 
@@ -15,16 +17,14 @@ LIVE_DUTY = 0.10
 """Share of the wall clock replies to HTTP clients may take while the baby trains."""
 
 
-def served_weights(step: str, paths: BabyPaths) -> str | int:
-    """`--step`: "live", or the step of a milestone that exists."""
-    if step == "live":
-        return "live"
-    if step == "best":
-        raise SoulError(
-            "--step best needs a recorded best self, which this baby does not have: use live or N"
-        )
-    if not step.isdigit():
-        raise SoulError(f"--step takes live, best or a milestone step, not {step!r}")
+def served_weights(step: Weights, paths: BabyPaths) -> Weights:
+    """`--step` (school.weights): "live", the best self if it has one, or a milestone that exists."""
+    if step == LIVE:
+        return LIVE
+    if step == BEST:
+        if read_best(paths.milestones) is None:
+            raise SoulError(f"{paths.name} has no best self yet: it is kept at its first held-out score")
+        return BEST
     have = list_milestones(paths.milestones)
     if int(step) not in have:
         known = ", ".join(map(str, have[-8:])) or "none yet"

@@ -145,3 +145,20 @@ def test_no_best_self_is_one_clear_line(repeated: Path) -> None:
     forget_best(tutor.paths.milestones)
     with pytest.raises(SoulError, match="no best self yet"):
         revive(tutor.paths, step="best")
+
+
+def test_xray_and_serve_take_the_best_self(repeated: Path, capsys) -> None:
+    from babyterm.cli import main
+    from babyterm.serving import served_weights
+
+    tutor = _tutor(repeated)
+    tutor.run()
+    best = read_best(tutor.paths.milestones)
+    assert best is not None
+    assert main(["xray", "--baby", tutor.options.baby, "--step", "best", "--json", "the cat"]) == 0
+    shot = json.loads(capsys.readouterr().out)
+    assert "best self" in shot["weights"]
+    assert served_weights("best", tutor.paths) == "best"
+    forget_best(tutor.paths.milestones)
+    with pytest.raises(SoulError, match="no best self yet"):
+        served_weights("best", tutor.paths)
