@@ -53,6 +53,9 @@ def test_mistakes_are_one_line(capsys, isolated_home: Path, small_library: Path)
     code, _, err = run(capsys, "xray", "--baby", "nobody", "hi")
     assert code == 2 and "no baby named 'nobody'" in err and len(err.strip().splitlines()) == 1
     make_baby(isolated_home, small_library, "x", "transformer")
-    for step, why in (("soon", "--step takes live"), ("7", "no milestone at step 7")):
-        code, out, err = run(capsys, "xray", "--baby", "x", "--step", step, "hi")
-        assert code == 2 and why in err and not out and "Traceback" not in err
+    with pytest.raises(SystemExit) as refused:  # argparse refuses it before anything loads
+        main(["xray", "--baby", "x", "--step", "soon", "hi"])
+    out, err = capsys.readouterr()
+    assert refused.value.code == 2 and "not live, best or a step number" in err and not out
+    code, out, err = run(capsys, "xray", "--baby", "x", "--step", "7", "hi")
+    assert code == 2 and "no milestone at step 7" in err and not out and "Traceback" not in err
