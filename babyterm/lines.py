@@ -37,6 +37,7 @@ def _eval_parts(e: EvalEvent) -> list[_Part]:
         (f"eval {e.step:>6}", None, 0.0),
         (f"held-out {e.val_bpb:.3f} bpb", "val_bpb", e.val_bpb),
         (f"val_loss {e.val_loss:.3f}", "val_loss", e.val_loss),
+        *([(f"on its own text {e.train_bpb:.3f} bpb", None, 0.0)] if e.train_bpb is not None else []),
         (f"train {e.train_loss:.3f}", None, 0.0),
     ]
 
@@ -50,7 +51,8 @@ def step_line(calligraphist: Calligraphist, event: StepEvent, observe: bool = Tr
 
 
 def eval_line(calligraphist: Calligraphist, event: EvalEvent, observe: bool = True) -> Text:
-    """`eval   1200  held-out 1.234 bpb  val_loss 3.912  train 4.010`, held-out stats coloured by band."""
+    """`eval   1200  held-out 1.234 bpb  val_loss 3.912  on its own text 1.101 bpb  train 4.010`,
+    held-out stats coloured by band."""
     return _render(calligraphist, _eval_parts(event), observe)
 
 

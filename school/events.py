@@ -47,6 +47,10 @@ class EvalEvent(Event):
     val_loss: float
     val_bpb: float
     train_loss: float
+    """The running mean of the logged steps' training loss since the last eval (dropout on)."""
+    train_bpb: float | None = None
+    """Bits per byte on fixed training windows in the same eval pass as val_bpb (no dropout): the
+    gap between the two is memorising. None in logs written before it was measured."""
 
 
 @dataclass(frozen=True)

@@ -395,11 +395,14 @@ class Librarian:
         context a window gives; the remainder shorter than a window is not scored. More windows than
         `batch_size * n_batches`: that many, evenly spaced among them.
         """
-        width = min(block_size, len(self.val) - 1)
-        count = (len(self.val) - 1) // width
-        keep = np.linspace(0, count - 1, min(count, batch_size * n_batches)).round().astype(np.int64)
-        rows = torch.from_numpy(_windows(self.val, np.unique(keep) * width, width + 1))
-        return [(r[:, :-1], r[:, 1:]) for r in rows.split(batch_size)]
+        return _even_windows(self.val, batch_size, block_size, n_batches)
+
+    def held_in_batches(
+        self, batch_size: int, block_size: int, n_batches: int
+    ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Windows of the training text chosen as val_batches chooses them, the same every call: what
+        the baby learns from, scored in the same eval pass, so train and held-out compare fairly."""
+        return _even_windows(self.train, batch_size, block_size, n_batches)
 
     @staticmethod
     def scored_bytes(token_bytes: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -419,6 +422,17 @@ class Librarian:
         start += int(words.argmax())  # the first word start within reach (argmax of all-False is 0)
         ids = self.train[start : start + n].astype(np.int64).tolist()
         return ids[:length], ids[length:]
+
+
+def _even_windows(
+    data: np.ndarray, batch_size: int, block_size: int, n_batches: int
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Non-overlapping windows of `data` (at most batch_size * n_batches, evenly spaced), as (x, y)."""
+    width = min(block_size, len(data) - 1)
+    count = (len(data) - 1) // width
+    keep = np.linspace(0, count - 1, min(count, batch_size * n_batches)).round().astype(np.int64)
+    rows = torch.from_numpy(_windows(data, np.unique(keep) * width, width + 1))
+    return [(r[:, :-1], r[:, 1:]) for r in rows.split(batch_size)]
 
 
 def scored_bytes(token_bytes: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -284,3 +285,23 @@ def test_a_new_babys_prompts_start_with_bos_as_its_documents_do(small_library: P
     tutor.handle(Chat(id="b1", text="To be, or not", max_tokens=3, temperature=0))
     ids = tutor.speaker.insights["b1"]["ids"]
     assert ids[0] == BOS_ID and ids[1:].count(BOS_ID) == 0
+
+
+def test_eval_scores_its_own_text_in_the_same_pass_without_dropout(small_library: Path) -> None:
+    tutor = make_tutor(small_library)
+    tutor.prepare()
+    for _ in range(5):
+        tutor.train_step()
+    event = tutor.evaluate()
+    assert tutor.model.training  # back to training after the pass
+    tutor.model.eval()
+    nats, n_bytes = 0.0, 0.0
+    with torch.no_grad():
+        for x, y in tutor.librarian.held_in_batches(tutor.syllabus.batch_size, tutor.block_size, 1):
+            logits, _ = tutor.model(x)
+            nats += torch.nn.functional.cross_entropy(
+                logits.flatten(0, 1), y.flatten(), reduction="sum"
+            ).item()
+            n_bytes += tutor.librarian.scored_bytes(tutor.librarian.token_bytes, x, y).item()
+    assert event.train_bpb == pytest.approx(nats / math.log(2) / n_bytes, rel=1e-4)
+    assert event.val_bpb != pytest.approx(event.train_bpb)  # two different texts
