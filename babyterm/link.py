@@ -52,6 +52,17 @@ def spawn_context() -> Any:
     return _CONTEXT
 
 
+def drain(events: Any, max_events: int) -> list[Event]:
+    """What a child process has said so far (at most `max_events`), rebuilt as typed events."""
+    out: list[Event] = []
+    while len(out) < max_events:
+        try:
+            out.append(event_from_dict(events.get_nowait()))
+        except queue.Empty:
+            break
+    return out
+
+
 class ProcessLink:
     """Runs the tutor in a spawned process (babyterm.trainer_process) and talks to it by queues.
 
@@ -82,12 +93,7 @@ class ProcessLink:
         self._commands.put(command.to_dict())
 
     def poll(self, max_events: int = 2000) -> list[Event]:
-        out: list[Event] = []
-        while len(out) < max_events:
-            try:
-                out.append(event_from_dict(self._events.get_nowait()))
-            except queue.Empty:
-                break
+        out = drain(self._events, max_events)
         if not out and self._process is not None and not self._process.is_alive() and not self._reported_exit:
             self._reported_exit = True  # a trainer that died without a word still gets reported
             code = self._process.exitcode

@@ -3,12 +3,11 @@ torch in the app's process, and sends its points and answers back as events."""
 
 from __future__ import annotations
 
-import queue
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from babyterm.link import spawn_context
-from school.events import ErrorEvent, Event, StateEvent, TrainerState, event_from_dict
+from babyterm.link import drain, spawn_context
+from school.events import ErrorEvent, Event, StateEvent, TrainerState
 
 
 @dataclass(frozen=True)
@@ -59,12 +58,7 @@ class ProcessRaceLink:
         self._process.start()
 
     def poll(self, max_events: int = 500) -> list[Event]:
-        out: list[Event] = []
-        while len(out) < max_events:
-            try:
-                out.append(event_from_dict(self._events.get_nowait()))
-            except queue.Empty:
-                break
+        out = drain(self._events, max_events)
         if not out and self._process is not None and not self._process.is_alive() and not self._reported_exit:
             self._reported_exit = True  # a race that died without a word is still reported
             code = self._process.exitcode
