@@ -15,7 +15,7 @@ One run, one machine, from a cold start:
    the same 90% for the same training seconds, its cosine schedule stretched over that time, and is
    scored the same way on the same held-out text (one char is one byte: tinyshakespeare is ASCII).
 
-Usage: ``python benchmarks/honest_split.py [--minutes 5] [--text PATH] [--skip-nanogpt]``.
+Usage: ``python benchmarks/honest_split.py [--minutes 5] [--text PATH] [--preset tiny] [--skip-nanogpt]``.
 Run it alone: a second busy process on 2 cores slows torch several times.
 """
 
@@ -71,9 +71,11 @@ def bits_per_byte(logits_of, ids: list[int], window: int, n_bytes: int) -> float
     return nats / math.log(2) / n_bytes
 
 
-def run_babyterm(train: Path, val: Path, home: Path, minutes: float) -> dict:
+def run_babyterm(train: Path, val: Path, home: Path, minutes: float, preset: str | None) -> dict:
     cmd = [sys.executable, "-m", "babyterm", "train", "--home", str(home), "--baby", "split",
            "--library", str(train), "--val-text", str(val), "--minutes", str(minutes)]  # fmt: skip
+    if preset is not None:
+        cmd += ["--preset", preset]
     t0 = time.perf_counter()
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     wall = time.perf_counter() - t0
@@ -161,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--text", type=Path, default=DEFAULT_TEXT)
     p.add_argument("--minutes", type=float, default=5.0)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--preset", default=None, help="a named preset instead of the recipe (e.g. tiny)")
     p.add_argument("--skip-nanogpt", action="store_true")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -171,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
         home = Path(tmp)
         (home / "first90.txt").write_text(learn, encoding="utf-8")
         (home / "last10.txt").write_text(held, encoding="utf-8")
-        b = run_babyterm(home / "first90.txt", home / "last10.txt", home, args.minutes)
+        b = run_babyterm(home / "first90.txt", home / "last10.txt", home, args.minutes, args.preset)
         setup = b["wall_s"] - b["train_s"]
         at80 = [bpb for t, _, bpb in b["evals"] if t <= 80]
         print(f"babyterm: {b['tokens_per_s']:,.0f} tokens/s; {b['train_s']:.0f} s training, "
