@@ -8,9 +8,10 @@ clear line (CommandError), never a crash.
 from __future__ import annotations
 
 import dataclasses
-import numbers
 from dataclasses import dataclass
 from typing import Any, ClassVar
+
+from school.events import fits
 
 
 class CommandError(ValueError):
@@ -180,23 +181,6 @@ COMMAND_TYPES: dict[str, type[Command]] = {
     )
 }
 
-_SCALARS: dict[str, tuple[type, ...]] = {
-    "int": (numbers.Integral,),
-    "float": (numbers.Real,),
-    "str": (str,),
-    "None": (type(None),),
-    "bool": (bool,),
-}
-
-
-def _fits(annotation: str, value: Any) -> bool:
-    """Whether a value read back from JSON is what the annotation ("int | None", ...) says; an int
-    passes for a float, a bool for nothing but itself."""
-    allowed = [t for part in annotation.split("|") for t in _SCALARS[part.strip()]]
-    if isinstance(value, bool):
-        return bool in allowed
-    return isinstance(value, tuple(allowed))
-
 
 def command_from_dict(data: Any) -> Command:
     """Rebuild a command from `Command.to_dict()` output; raises CommandError for anything else."""
@@ -216,6 +200,6 @@ def command_from_dict(data: Any) -> Command:
         if required and f.name not in data:
             raise CommandError(f"{kind} command: {f.name} is missing")
     for name, value in data.items():
-        if not _fits(str(fields[name].type), value):
+        if not fits(str(fields[name].type), value):
             raise CommandError(f"{kind} command: {name} is {type(value).__name__}, not {fields[name].type}")
     return cls(**data)

@@ -287,19 +287,31 @@ EVENT_TYPES: dict[str, type[Event]] = {
 }
 
 
-_SCALARS = {"int": numbers.Integral, "float": numbers.Real, "str": str, "bool": bool}
-
-
-def _fits(annotation: str, value: Any) -> bool:
-    """Whether a value read back from JSON is what the field's annotation says (an int passes for a
-    float). Containers are not looked into: their readers take them defensively."""
+_SCALARS: dict[str, tuple[type, ...]] = {
     # numbers.*, not int/float: a numpy scalar that slipped into an event is still a number
+    "int": (numbers.Integral,),
+    "float": (numbers.Real,),
+    "str": (str,),
+    "bool": (bool,),
+    "None": (type(None),),
+}
+
+
+def fits(annotation: str, value: Any) -> bool:
+    """Whether a value read back from JSON is what a field's annotation ("int | None", ...) says, for
+    events and commands alike: an int passes for a float, a bool only for a bool. Containers are not
+    looked into: their readers take them defensively."""
     if annotation == "RGB":
         return (
             isinstance(value, tuple) and len(value) == 3 and all(isinstance(v, numbers.Real) for v in value)
         )
-    wanted = _SCALARS.get(annotation)
-    return wanted is None or isinstance(value, wanted)
+    parts = [part.strip() for part in annotation.split("|")]
+    if any(part not in _SCALARS for part in parts):
+        return True
+    allowed = tuple(t for part in parts for t in _SCALARS[part])
+    if isinstance(value, bool):
+        return bool in allowed
+    return isinstance(value, allowed)
 
 
 def event_from_dict(data: dict[str, Any]) -> Event:
@@ -316,6 +328,6 @@ def event_from_dict(data: dict[str, Any]) -> Event:
         if k in kwargs and isinstance(kwargs[k], list):
             kwargs[k] = tuple(kwargs[k])
     for name, value in kwargs.items():
-        if not _fits(str(fields[name].type), value):
+        if not fits(str(fields[name].type), value):
             raise TypeError(f"{cls.kind} event: {name} is {type(value).__name__}, not {fields[name].type}")
     return cls(**kwargs)

@@ -72,7 +72,7 @@ from soul.chat_log import ChatLog
 from soul.jsonl import append_jsonl
 from soul.lock import BabyLock
 from soul.milestones import is_milestone, load_milestone
-from soul.paths import BabyPaths, baby_paths
+from soul.paths import BabyPaths, SoulError, baby_paths
 from soul.record import BabyRecord
 from soul.resume_state import ResumeState
 
@@ -332,12 +332,12 @@ class Tutor:
         if self._bad_streak >= ROLLBACK_AFTER:
             self._bad_streak = 0
             self.lr_scale *= 0.5
-            found = ckpt.load_latest(self.paths.checkpoints, self.room.device)
+            try:
+                found = self.checkpointer.resume()
+            except SoulError:  # checkpoints, but none usable: as good as none
+                found = None
             if found is not None:
-                ckpt.load_model_tensors(self.model, found.model)
-                if found.optim:
-                    self.optimizer.load_state_dict(found.optim)
-                self.step, self.tokens_seen = found.state["step"], found.state["tokens_seen"]
+                self.step, self.tokens_seen = found.state.step, found.state.tokens_seen
             where = (
                 f"rolled back to step {self.step}" if found is not None else "no checkpoint to roll back to"
             )
