@@ -108,8 +108,9 @@ SHARED: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
         ("--compile",),
         dict(
             choices=("auto", "on", "off"),
-            help="torch.compile the training step: on, off, or auto (only where measured to gain; "
-            "today nowhere, so eager; a failing compile falls back to eager)",
+            help="torch.compile the training step: on, off, or auto (on a CPU with a C++ compiler, "
+            "for runs of a minute or more; BABYTERM_COMPILE=on|off overrides auto; a failing "
+            "compile falls back to eager)",
         ),
     ),
     "vocab_size": (

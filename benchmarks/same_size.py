@@ -1,13 +1,16 @@
 """Training tokens/s at nanoGPT's exact size: babyterm's transformer step against nanoGPT's, interleaved.
 
     python benchmarks/same_size.py [--rounds 5] [--seconds 10] [--precision auto|fp32|bf16]
+                                   [--compile auto|on|off]
 
 Both models are 4 layers, 128 wide, 4 heads, block 64, batch 12, a 65-symbol vocabulary (nanoGPT's
 Shakespeare characters). Each step is a whole training step: forward, cross-entropy, backward,
 gradient clipping and AdamW, with random tokens (speed does not depend on the text). nanoGPT's step
 is its train.py loop in fp32 (benchmarks/nanogpt_baseline.py); ours is the tutor's, in the precision
 that `--precision` resolves to on this machine (auto: bf16 autocast only where the CPU or GPU runs
-bf16 natively). The two alternate in rounds of `--seconds` each, so a busy neighbour slows both alike.
+bf16 natively and its step probed faster), compiled where `--compile` (the tutor's rule) says;
+the warm-up is printed apart and kept off the clock. The two alternate in rounds of `--seconds`
+each, so a busy neighbour slows both alike.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from nanogpt_baseline import GPT, GPTConfig, TrainConfig  # noqa: E402
 
 from brain import build_brain, preset_config  # noqa: E402
 from school.classroom import resolve_precision  # noqa: E402
+from school.compiler import COMPILE_MODES, maybe_compile  # noqa: E402
 from school.options import PRECISIONS  # noqa: E402
 from school.syllabus import SYLLABI  # noqa: E402
 from school.tutor import make_optimizer  # noqa: E402
@@ -53,8 +57,17 @@ def nanogpt_step() -> Callable[[], None]:
     return step
 
 
-def babyterm_step(precision: str) -> Callable[[], None]:
+def babyterm_step(precision: str, compile_mode: str = "off") -> Callable[[], None]:
+    """The tutor's step; compiled as the tutor compiles it (school.compiler), warm-up included in
+    the first call (tokens_per_s warms every step up before timing)."""
     model = build_brain(preset_config("transformer", "tiny", VOCAB, max_seq_len=BLOCK))
+    learner = maybe_compile(
+        model,
+        compile_mode,
+        torch.device("cpu"),
+        on_warmup=lambda s: print(f"babyterm {precision}: compile warm-up {s:.1f} s", flush=True),
+        on_fallback=print,
+    )
     syllabus = SYLLABI["tiny"]
     optimizer = make_optimizer(model, syllabus, torch.device("cpu"))
     x, y = torch.randint(0, VOCAB, (2, BATCH, BLOCK))
@@ -67,7 +80,7 @@ def babyterm_step(precision: str) -> Callable[[], None]:
 
     def step() -> None:
         with autocast():
-            loss, pixel_pred, _ = model(x, pixel, y)  # the tutor's fused head and loss
+            loss, pixel_pred, _ = learner(x, pixel, y)  # the tutor's fused head and loss
             loss = loss + syllabus.pixel_weight * F.mse_loss(pixel_pred, target.expand_as(pixel_pred))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -78,7 +91,7 @@ def babyterm_step(precision: str) -> Callable[[], None]:
 
 
 def tokens_per_s(step: Callable[[], None], seconds: float) -> float:
-    for _ in range(3):  # warm the allocator and the kernels' caches
+    for _ in range(3):  # warm the allocator and the kernels' caches (and compile, the first time)
         step()
     n, start = 0, time.perf_counter()
     while (elapsed := time.perf_counter() - start) < seconds:
@@ -125,18 +138,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=float, default=10.0, help="timing per model per round")
     p.add_argument("--precision", choices=PRECISIONS, default="auto")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--compile", choices=COMPILE_MODES, default="auto", help="babyterm's step, as the tutor's")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     cfg = preset_config("transformer", "tiny", VOCAB, max_seq_len=BLOCK)
     rows = BATCH * BLOCK
-    precision = resolve_precision(args.precision, torch.device("cpu"), (rows, cfg.dim, cfg.hidden_dim))
-    steps = {"nanoGPT fp32": nanogpt_step(), "babyterm fp32": babyterm_step("fp32")}
+    precision = resolve_precision(args.precision, torch.device("cpu"), cfg.to_dict())
+    steps = {"nanoGPT fp32": nanogpt_step(), "babyterm fp32": babyterm_step("fp32", args.compile)}
     if precision == "bf16":
-        steps["babyterm bf16"] = babyterm_step("bf16")
+        steps["babyterm bf16"] = babyterm_step("bf16", args.compile)
     print(
         f"same-size: CPU {torch.backends.cpu.get_cpu_capability()} ({cpu_flags()}), {args.threads} threads, "
-        f"--precision {args.precision} resolves to {precision}",
+        f"--precision {args.precision} resolves to {precision}, --compile {args.compile}",
         flush=True,
     )
     measured: dict[str, list[float]] = {name: [] for name in steps}

@@ -51,12 +51,12 @@ def check_precision(name: str) -> None:
         raise SoulError(f"unknown precision {name!r}: choose {', '.join(PRECISIONS)}")
 
 
-def resolve_precision(name: str, device: torch.device, shape: tuple[int, int, int] | None = None) -> str:
+def resolve_precision(name: str, device: torch.device, brain: dict | None = None) -> str:
     """auto: bf16 autocast where it is native and, on a CPU, measured faster; else fp32.
 
-    shape: (rows, dim, hidden) of the step's widest matmul, rows = batch x window; a CPU with
-    native bf16 (AVX-512 BF16 or AMX) takes bf16 when a short probe at that shape finds it
-    clearly faster (school/precision.py). Without a shape, a native-bf16 CPU takes bf16.
+    brain: the baby's brain config (as config.json holds it); a CPU with native bf16 (AVX-512 BF16
+    or AMX) takes bf16 when a short probe of that brain's training step finds it faster
+    (school/precision.py). Without a brain, a native-bf16 CPU takes bf16.
     """
     check_precision(name)
     if name != "auto":
@@ -64,18 +64,10 @@ def resolve_precision(name: str, device: torch.device, shape: tuple[int, int, in
     if device.type == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
     if device.type == "cpu":
-        if shape is None:
+        if brain is None:
             return "bf16" if probe.cpu_has_native_bf16() else "fp32"
-        return "bf16" if probe.cpu_prefers_bf16(*shape) else "fp32"
+        return "bf16" if probe.cpu_prefers_bf16(brain) else "fp32"
     return "fp32"  # MPS: bf16 autocast support depends on the macOS version
-
-
-def step_shape(record: BabyRecord, syllabus: Syllabus) -> tuple[int, int, int]:
-    """(rows, dim, hidden) of a brain's widest training matmul, for the precision probe."""
-    brain = record.brain
-    dim = int(brain.get("dim") or brain.get("embed_dim") or 128)
-    hidden = int(brain.get("hidden_dim") or brain.get("n_neurons") or 4 * dim)
-    return syllabus.batch_size * int(brain["max_seq_len"]), dim, hidden
 
 
 @dataclass
@@ -177,7 +169,7 @@ def open_classroom(
             raise SoulError(f"baby {paths.name!r} does not exist yet (the lead rank should have made it)")
         record, librarian = _give_birth(paths, options, brain_overrides, device, progress, warn)
     syllabus = Syllabus.from_dict({**record.syllabus, **syllabus_overrides})
-    chosen = resolve_precision(options.precision, device, step_shape(record, syllabus))
+    chosen = resolve_precision(options.precision, device, record.brain)
     return Classroom(paths, record, librarian, syllabus, device, chosen)
 
 

@@ -28,7 +28,7 @@ class TrainOptions:
     seed: int = 1337
     compile: str = "auto"
     """torch.compile the training step: "on", "off" or "auto" (school.compiler: only where it was
-    measured to gain; no gain was measured on CPU, and no GPU was available to measure)."""
+    measured to gain, which is a CPU with a C++ compiler, for runs long enough to repay the warm-up)."""
     vocab_size: int | None = None
     """Tokenizer size for a new baby (default: the recipe's, or 4200 with a preset); fixed for life."""
     context: int | None = None

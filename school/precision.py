@@ -1,8 +1,9 @@
-"""Whether bf16 autocast trains faster than fp32 on this CPU: measured at the model's shapes, once."""
+"""Whether bf16 autocast trains faster than fp32 on this CPU: measured on the baby's own step, once."""
 
 from __future__ import annotations
 
 import functools
+import json
 import statistics
 import time
 from collections.abc import Callable
@@ -10,10 +11,14 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-PROBE_ROUNDS = 5
-BF16_MARGIN = 1.5
-"""bf16 must make the step's matmuls at least this much faster: the rest of the step (norms, softmax,
-the optimizer) gains nothing from it, and autocast pays a cast per weight per step."""
+PROBE_ROUNDS = 3
+BF16_MARGIN = 1.1
+"""bf16 must make the whole training step (forward, loss, backward) at least this much faster:
+a closer call is within the probe's noise, and fp32 is the more exact of the two."""
+
+PROBE_ROWS = 1024
+"""Tokens per probe step (whole windows, at least one): the step's mix of matmuls and element-wise
+work per token is what decides, and a smaller batch keeps the probe under a second."""
 
 
 def cpu_has_native_bf16() -> bool:
@@ -31,33 +36,46 @@ def _time(fn: Callable[[], object], repeats: int) -> float:
 
 
 @functools.cache
-def matmul_speedup(rows: int, dim: int, hidden: int, threads: int) -> float:
-    """fp32 time / bf16-autocast time of the step's widest matmul, (rows, dim) x (dim, hidden).
+def step_speedup(brain_json: str, threads: int) -> float:
+    """fp32 time / bf16-autocast time of the brain's own training step (forward, loss, backward).
 
-    The two run interleaved, PROBE_ROUNDS times, so a busy neighbour slows both alike; the bf16
-    side includes autocast's casts of the input and the weight. About 50 ms at the tiny preset;
-    cached per shape and thread count for the life of the process.
+    Not a lone matmul: at small widths the norms, rotations and casts around the matmuls decide
+    (at nanoGPT's size the matmul alone ran 3.5x faster in bf16 and the step only 1.2x). A
+    throwaway brain of the baby's config, random tokens, PROBE_ROWS per step; the two precisions
+    run interleaved, PROBE_ROUNDS times, so a busy neighbour slows both alike. Cached per config
+    and thread count for the life of the process; the global RNG is left as it was.
     """
-    x, w = torch.randn(rows, dim), torch.randn(hidden, dim)
+    from brain import build_brain, config_from_dict  # the probe alone needs a brain
 
-    def fp32() -> object:
-        return F.linear(x, w)
+    with torch.random.fork_rng():
+        model = build_brain(config_from_dict(json.loads(brain_json)))
+        block = model.config.max_seq_len
+        x, y = torch.randint(0, model.config.vocab_size, (2, max(1, PROBE_ROWS // block), block))
 
-    def bf16() -> object:
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            return F.linear(x, w)
+        def step() -> None:
+            if model.scores_targets:
+                loss = model(x, None, y)[0]
+            else:
+                loss = F.cross_entropy(model(x, None)[0].float().flatten(0, 1), y.flatten())
+            loss.backward()
 
-    repeats = max(1, int(2e8 // (2 * rows * dim * hidden)))  # ~5 ms of fp32 work per round
-    fp32(), bf16()  # first calls pick and warm their kernels
-    a, b = [], []
-    for _ in range(PROBE_ROUNDS):
-        a.append(_time(fp32, repeats))
-        b.append(_time(bf16, repeats))
+        def fp32() -> None:
+            step()
+
+        def bf16() -> None:
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                step()
+
+        fp32(), bf16()  # first calls pick and warm their kernels
+        a, b = [], []
+        for _ in range(PROBE_ROUNDS):
+            a.append(_time(fp32, 2))
+            b.append(_time(bf16, 2))
     return statistics.median(a) / max(1e-12, statistics.median(b))
 
 
-def cpu_prefers_bf16(rows: int, dim: int, hidden: int) -> bool:
-    """bf16 autocast where the CPU runs bf16 natively and it measured BF16_MARGIN faster here."""
+def cpu_prefers_bf16(brain: dict) -> bool:
+    """bf16 autocast where the CPU runs bf16 natively and its step measured BF16_MARGIN faster."""
     if not cpu_has_native_bf16():
         return False
-    return matmul_speedup(rows, dim, hidden, torch.get_num_threads()) >= BF16_MARGIN
+    return step_speedup(json.dumps(brain, sort_keys=True), torch.get_num_threads()) >= BF16_MARGIN

@@ -143,6 +143,7 @@ def race(
                 threads=threads,
                 seed=seed,
                 vocab_size=vocab_size,
+                compile="off",  # a compile warm-up would spend one racer's turns on the shared clock
             )
             if first is not None:  # born with the first one's tokenizer, so every bpb is comparable
                 _give_birth_with(first, options, overrides.get(brain, {}))

@@ -191,15 +191,6 @@ class Tutor:
         torch.manual_seed(self.options.seed)  # before the brain is built: its first weights follow the seed
         self.librarian.scribe_max_share = self.syllabus.scribe_max_share
         self.model = build_brain(config_from_dict(room.record.brain)).to(room.device)
-        self.learner = maybe_compile(  # what the training step runs
-            self.cohort.wrap(self.model, room.device),
-            self.options.compile,
-            room.device,
-            on_warmup=lambda s: self.emit(
-                ProgressEvent(self.step, "compile", 1.0, f"warm-up took {s:.1f} s")
-            ),
-            on_fallback=self.warn,
-        )
         self.optimizer = make_optimizer(self.model, self.syllabus, room.device)
         self.batch_gen = torch.Generator().manual_seed(self.options.seed + 1_000_003 * self.cohort.rank)
         self.rng = random.Random(self.options.seed)
@@ -237,6 +228,21 @@ class Tutor:
         self._resume()
         self._settle_best_self()
         self._apply_weight_decay()
+        steps = self.options.steps
+        self.learner = maybe_compile(  # what the training step runs
+            self.cohort.wrap(self.model, room.device),
+            self.options.compile,
+            room.device,
+            on_start=lambda: self.emit(
+                ProgressEvent(self.step, "compile", 0.0, "compiling the training step (once per run)")
+            ),
+            on_warmup=lambda s: self.emit(
+                ProgressEvent(self.step, "compile", 1.0, f"warm-up took {s:.1f} s")
+            ),
+            on_fallback=self.warn,
+            steps_left=None if steps is None else max(0, steps - self.step),
+            minutes=self.options.minutes,
+        )
 
     @property
     def block_size(self) -> int:

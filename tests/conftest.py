@@ -15,6 +15,9 @@ def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Every test gets its own BABYTERM_HOME, so nothing touches the user's real babies."""
     home = tmp_path / "home"
     monkeypatch.setenv("BABYTERM_HOME", str(home))
+    # --compile auto would compile every test's training step (15-25 s each on 2 cores);
+    # tests/test_compiler.py compiles one for real
+    monkeypatch.setenv("BABYTERM_COMPILE", "off")
     return home
 
 

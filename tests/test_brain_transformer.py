@@ -62,6 +62,8 @@ def test_rope_rotates_adjacent_pairs_with_base_10000() -> None:
     cos, sin = rope_tables(hs, T, 10000.0)
     x = torch.randn(1, T, 1, hs)
     out = apply_rope(x, torch.complex(cos, sin).unsqueeze(1))
+    # the real (cos, sin) tables torch.compile is given rotate the same
+    torch.testing.assert_close(apply_rope(x, torch.stack((cos, sin), -1).unsqueeze(1)), out)
     for pos in range(T):
         for j in range(hs // 2):
             angle = pos * 10000.0 ** (-2 * j / hs)

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
 from school import classroom, precision
 from school.classroom import resolve_device, resolve_precision
 from soul.paths import SoulError
+
+TINY = {"brain": "transformer", "vocab_size": 64, "max_seq_len": 16, "dim": 16, "n_layers": 1, "n_heads": 2}
 
 
 def test_auto_device_prefers_cuda_then_mps_then_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -34,27 +38,36 @@ def test_auto_precision_takes_bf16_only_where_the_cpu_has_it(
 ) -> None:
     # without native bf16 (AVX2 only) a bf16 matmul is ~100x slower than fp32, so auto must not take it
     monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: native)
-    monkeypatch.setattr(precision, "matmul_speedup", lambda *shape: 4.0)
+    monkeypatch.setattr(precision, "step_speedup", lambda *args: 4.0)
     assert resolve_precision("auto", torch.device("cpu")) == ("bf16" if native else "fp32")
-    assert resolve_precision("auto", torch.device("cpu"), (64, 32, 96)) == ("bf16" if native else "fp32")
+    assert resolve_precision("auto", torch.device("cpu"), TINY) == ("bf16" if native else "fp32")
     assert resolve_precision("fp32", torch.device("cpu")) == "fp32"
     assert resolve_precision("bf16", torch.device("cpu")) == "bf16"
 
 
-@pytest.mark.parametrize("speedup", [1.1, 3.0])
+@pytest.mark.parametrize("speedup", [1.05, 1.2])
 def test_auto_precision_follows_the_measured_speed(monkeypatch: pytest.MonkeyPatch, speedup: float) -> None:
     monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: True)
     asked = []
-    monkeypatch.setattr(precision, "matmul_speedup", lambda *shape: asked.append(shape) or speedup)
-    chosen = resolve_precision("auto", torch.device("cpu"), (2048, 128, 384))
+    monkeypatch.setattr(precision, "step_speedup", lambda *args: asked.append(args) or speedup)
+    chosen = resolve_precision("auto", torch.device("cpu"), TINY)
     assert chosen == ("bf16" if speedup >= precision.BF16_MARGIN else "fp32")
-    assert asked[0][:3] == (2048, 128, 384)  # probed at the model's own shape
+    assert json.loads(asked[0][0]) == TINY  # probed on the baby's own brain
 
 
-def test_the_probe_measures_a_positive_speedup() -> None:
-    precision.matmul_speedup.cache_clear()
-    assert precision.matmul_speedup(16, 8, 8, 1) > 0
-    assert precision.matmul_speedup.cache_info().misses == 1
+@pytest.mark.parametrize(
+    "brain",
+    [TINY, {"brain": "babyllm", "vocab_size": 64, "max_seq_len": 16, "embed_dim": 16, "n_neurons": 32}],
+)
+def test_the_probe_times_a_real_step_and_leaves_the_rng_alone(brain: dict) -> None:
+    precision.step_speedup.cache_clear()
+    torch.manual_seed(3)
+    expected = torch.rand(3)
+    torch.manual_seed(3)
+    assert precision.step_speedup(json.dumps(brain), 1) > 0
+    assert torch.equal(torch.rand(3), expected)
+    precision.step_speedup(json.dumps(brain), 1)
+    assert precision.step_speedup.cache_info().misses == 1
 
 
 def test_auto_precision_on_gpus(monkeypatch: pytest.MonkeyPatch) -> None:

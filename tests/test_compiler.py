@@ -22,9 +22,27 @@ def test_modes_and_older_booleans() -> None:
         compile_mode("sometimes")
     cpu = torch.device("cpu")
     assert compile_wanted("on", cpu) and not compile_wanted("off", cpu)
-    assert not compile_wanted("auto", cpu)  # nothing measured a gain on CPU
     double = torch.nn.Linear(2, 2)
     assert maybe_compile(double, "off", cpu) is double
+
+
+def test_auto_compiles_long_cpu_runs_where_a_compiler_exists(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(compiler.ENV, raising=False)
+    monkeypatch.setattr(compiler, "cpp_compiler", lambda: "/usr/bin/g++")
+    cpu = torch.device("cpu")
+    assert compile_wanted("auto", cpu)  # open-ended: the app's run
+    assert compile_wanted("auto", cpu, steps_left=5000, minutes=5)
+    assert not compile_wanted("auto", cpu, steps_left=50)  # too short to repay the warm-up
+    assert not compile_wanted("auto", cpu, minutes=0.5)
+    assert not compile_wanted("auto", torch.device("cuda"))  # not measured there
+    assert not compile_wanted("auto", torch.device("mps"))
+    monkeypatch.setenv(compiler.ENV, "off")
+    assert not compile_wanted("auto", cpu) and compile_wanted("on", cpu)  # the env moves auto only
+    monkeypatch.setenv(compiler.ENV, "on")
+    assert compile_wanted("auto", cpu, steps_left=1)
+    monkeypatch.delenv(compiler.ENV)
+    monkeypatch.setattr(compiler, "cpp_compiler", lambda: None)  # inductor's CPU kernels need one
+    assert not compile_wanted("auto", cpu)
 
 
 def test_a_failing_compile_falls_back_to_eager_once(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -48,8 +66,54 @@ def test_the_first_call_is_timed_as_warm_up(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setattr(compiler.torch, "compile", lambda module: module)
     warmups: list[float] = []
     module = torch.nn.Linear(3, 2)
-    wrapped = Compiled(module, on_warmup=warmups.append)
+    starts: list[bool] = []
+    wrapped = Compiled(module, on_warmup=warmups.append, on_start=lambda: starts.append(True))
     x = torch.randn(4, 3)
     for _ in range(3):
         torch.testing.assert_close(wrapped(x), module(x))
-    assert len(warmups) == 1 and warmups[0] >= 0
+    assert len(warmups) == 1 and warmups[0] >= 0 and starts == [True]
+
+
+def test_the_tutor_trains_the_same_compiled(small_library) -> None:
+    """A real torch.compile of the real step (fused head, custom autograd, pixel): same losses."""
+    from school.compiler import cpp_compiler
+    from school.events import ProgressEvent
+    from school.options import TrainOptions
+    from school.tutor import Tutor
+
+    if cpp_compiler() is None:
+        pytest.skip("inductor's CPU kernels need a C++ compiler")
+    torch.set_num_threads(1)
+    losses: dict[str, list[float]] = {}
+    for mode in ("off", "on"):
+        options = TrainOptions(
+            baby=f"b-{mode}",
+            library=str(small_library),
+            brain="transformer",
+            preset="tiny",
+            vocab_size=300,
+            threads=1,
+            precision="fp32",
+            compile=mode,
+        )
+        tutor = Tutor(
+            options,
+            syllabus_overrides=dict(batch_size=4, warmup_steps=2, lr=3e-3),
+            brain_overrides=dict(dim=32, n_layers=1, n_heads=2, max_seq_len=16),
+        )
+        said: list[ProgressEvent] = []
+
+        def hear(e: object, said: list[ProgressEvent] = said) -> None:
+            if isinstance(e, ProgressEvent) and e.task == "compile":
+                said.append(e)
+
+        tutor.subscribe(hear)
+        tutor.prepare()
+        losses[mode] = [tutor.train_step()["loss"] for _ in range(4)]
+        if mode == "on":
+            assert isinstance(tutor.learner, Compiled) and tutor.learner.fn is not None  # no fallback
+            assert [e.done for e in said] == [0.0, 1.0] and "warm-up took" in said[1].detail
+        else:
+            assert tutor.learner is tutor.model and not said
+    assert losses["on"] == pytest.approx(losses["off"], abs=1e-4)
+    assert losses["on"][-1] < losses["on"][0]
