@@ -15,7 +15,8 @@ One run, one machine, from a cold start:
    the same 90% for the same training seconds, its cosine schedule stretched over that time, and is
    scored the same way on the same held-out text (one char is one byte: tinyshakespeare is ASCII).
 
-Usage: ``python benchmarks/honest_split.py [--minutes 5] [--text PATH] [--preset tiny] [--skip-nanogpt]``.
+Usage: ``python benchmarks/honest_split.py [--minutes 5] [--text PATH] [--preset tiny] [--skip-nanogpt]
+[--train-args '--dropout 0.2']``.
 Run it alone: a second busy process on 2 cores slows torch several times.
 """
 
@@ -71,11 +72,14 @@ def bits_per_byte(logits_of, ids: list[int], window: int, n_bytes: int) -> float
     return nats / math.log(2) / n_bytes
 
 
-def run_babyterm(train: Path, val: Path, home: Path, minutes: float, preset: str | None) -> dict:
+def run_babyterm(
+    train: Path, val: Path, home: Path, minutes: float, preset: str | None, extra: list[str]
+) -> dict:
     cmd = [sys.executable, "-m", "babyterm", "train", "--home", str(home), "--baby", "split",
            "--library", str(train), "--val-text", str(val), "--minutes", str(minutes)]  # fmt: skip
     if preset is not None:
         cmd += ["--preset", preset]
+    cmd += extra
     t0 = time.perf_counter()
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     wall = time.perf_counter() - t0
@@ -165,6 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--preset", default=None, help="a named preset instead of the recipe (e.g. tiny)")
     p.add_argument("--skip-nanogpt", action="store_true")
+    p.add_argument("--train-args", default="", help="more `babyterm train` options, e.g. '--dropout 0.2'")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     print(cpu_line(), flush=True)
@@ -174,7 +179,14 @@ def main(argv: list[str] | None = None) -> int:
         home = Path(tmp)
         (home / "first90.txt").write_text(learn, encoding="utf-8")
         (home / "last10.txt").write_text(held, encoding="utf-8")
-        b = run_babyterm(home / "first90.txt", home / "last10.txt", home, args.minutes, args.preset)
+        b = run_babyterm(
+            home / "first90.txt",
+            home / "last10.txt",
+            home,
+            args.minutes,
+            args.preset,
+            args.train_args.split(),
+        )
         setup = b["wall_s"] - b["train_s"]
         at80 = [bpb for t, _, bpb in b["evals"] if t <= 80]
         print(f"babyterm: {b['tokens_per_s']:,.0f} tokens/s; {b['train_s']:.0f} s training, "

@@ -58,7 +58,8 @@ class PlateauEvent(Event):
     """Held-out scores stopped improving: the baby has learned what it can from this text.
 
     The tutor has adapted (learning rate ×`lr_scale`, weight decay now `weight_decay`) and trains
-    on; its best self (step `best_step`, `best_bpb` held-out bits/byte) is kept.
+    on; its best self (step `best_step`, `best_bpb` held-out bits/byte) is kept, and where the live
+    weights had become worse than it, training went back to it (`returned`).
     """
 
     kind: ClassVar[str] = "plateau"
@@ -67,14 +68,21 @@ class PlateauEvent(Event):
     evals: int  # evaluations in a row without a new best
     lr_scale: float
     weight_decay: float
+    returned: bool = False
+    """The live weights were set back to the best self's: what it learned by heart since is gone."""
 
     @property
     def message(self) -> str:
         """The plain words the CLI and the app say."""
+        since = (
+            "it went back to that best self, forgetting what it had learned by heart since, and"
+            if self.returned
+            else "meanwhile it"
+        )
         return (
             f"it has learned what it can from this text: held-out scores have not improved for "
             f"{self.evals} evaluations (best {self.best_bpb:.3f} bits/byte at step {self.best_step:,}, "
-            f"kept as its best self). Give it more writing to learn more; meanwhile it learns more "
+            f"kept as its best self). Give it more writing to learn more; {since} learns more "
             f"gently (learning rate ×{self.lr_scale:g}, weight decay {self.weight_decay:.3g})."
         )
 

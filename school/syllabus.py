@@ -49,6 +49,22 @@ class Syllabus:
         progress = (step - self.warmup_steps) / max(1, self.decay_steps - self.warmup_steps)
         return self.min_lr + 0.5 * (1 + math.cos(math.pi * progress)) * (self.lr - self.min_lr)
 
+    def fit_to_time(self, step: int, step_s: float, seconds_left: float) -> None:
+        """Stretch or shrink what is left of the cosine so it ends with the run's time budget.
+
+        `babyterm train --minutes M` means M minutes of learning, with the schedule planned from a
+        speed probe at birth; the real step (compiled, bf16, a busy machine) can be twice as fast
+        or half as slow. Once a run has timed a few of its own steps (`step_s`), the decay ends
+        when its time does, as nanoGPT's recipe does when its iterations are fitted to a budget,
+        and the evaluations keep their count per run. Past the decay, nothing changes.
+        """
+        if step >= self.decay_steps or step_s <= 0 or seconds_left <= 0:
+            return
+        planned = self.decay_steps - step
+        fitted = max(1, int(seconds_left / step_s))
+        self.eval_every = max(10, round(self.eval_every * fitted / planned))
+        self.decay_steps = max(self.warmup_steps + 1, step + fitted)
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 

@@ -162,3 +162,29 @@ def test_xray_and_serve_take_the_best_self(repeated: Path, capsys) -> None:
     forget_best(tutor.paths.milestones)
     with pytest.raises(SoulError, match="no best self yet"):
         served_weights("best", tutor.paths)
+
+
+def test_a_plateau_worse_than_the_best_self_goes_back_to_it(repeated: Path) -> None:
+    tutor = _tutor(repeated)
+    tutor.prepare()
+    events: list[Event] = []
+    tutor.subscribe(events.append)
+    for _ in range(3):
+        tutor.train_step()
+    tutor._after_eval(EvalEvent(tutor.step, 1.0, 1.50, 1.0))  # the best self, kept on disk
+    kept = {k: v.clone() for k, v in tutor.model.state_dict().items()}
+    for score in (1.60, 1.70):  # two evals without a new best: a plateau (patience 2)
+        for _ in range(3):
+            tutor.train_step()
+        tutor._after_eval(EvalEvent(tutor.step, 1.0, score, 1.0))
+    plateau = [e for e in events if isinstance(e, PlateauEvent)]
+    assert len(plateau) == 1 and plateau[0].returned and "went back to that best self" in plateau[0].message
+    assert all(torch.equal(v, kept[k]) for k, v in tutor.model.state_dict().items())
+    assert tutor.step == 9  # the step count and schedule go on
+    tutor.train_step()  # and it learns on from there
+    # a plateau that is no worse than the best self (within RETURN_MARGIN) keeps the live weights
+    live = {k: v.clone() for k, v in tutor.model.state_dict().items()}
+    for _ in range(2):
+        tutor._after_eval(EvalEvent(tutor.step, 1.0, 1.505, 1.0))
+    assert not [e for e in events if isinstance(e, PlateauEvent)][-1].returned
+    assert all(torch.equal(v, live[k]) for k, v in tutor.model.state_dict().items())

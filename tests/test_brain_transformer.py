@@ -44,6 +44,24 @@ def test_causal_and_cache_equals_forward(n_kv_heads: int) -> None:
     torch.testing.assert_close(torch.cat([prefill, *rest], 1), full, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("n_kv_heads", [4, 1])
+def test_the_lean_one_token_path_matches_the_general_one(n_kv_heads: int) -> None:
+    """Decoding without insight takes fewer ops (views, the cache written in place); with
+    attention weights wanted it takes attend(): the logits must not care which."""
+    m = tiny(n_kv_heads=n_kv_heads)
+    x = torch.randint(0, 97, (2, 14))
+    lean, general = m.new_cache(2), m.new_cache(2)
+    m.step(x[:, :5], lean), m.step(x[:, :5], general)
+    for i in range(5, 14):
+        a = m.step(x[:, i : i + 1], lean)[0]
+        b, _, weights = m.step(x[:, i : i + 1], general, need_weights=True)
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-6)
+        assert weights[0].shape == (2, 4, 1, i + 1)
+    for layer in range(len(lean.k)):
+        torch.testing.assert_close(lean.k[layer], general.k[layer], atol=1e-6, rtol=1e-6)
+        torch.testing.assert_close(lean.v[layer], general.v[layer])
+
+
 def test_window_longer_than_max_seq_len_is_refused() -> None:
     with pytest.raises(ValueError, match="max_seq_len"):
         tiny()(torch.zeros(1, 25, dtype=torch.long))

@@ -1,0 +1,65 @@
+"""The learning-rate schedule, and fitting what is left of it to a run's time budget."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from school.commands import Pause, Resume
+from school.events import StepEvent
+from school.syllabus import Syllabus
+from tests.test_tutor import make_tutor, wait_for
+
+
+def test_the_schedule_warms_up_decays_and_stays_at_its_floor() -> None:
+    s = Syllabus(lr=1e-3, min_lr=1e-4, warmup_steps=10, decay_steps=110)
+    assert s.lr_at(0) == pytest.approx(1e-4) and s.lr_at(9) == pytest.approx(1e-3)
+    assert s.lr_at(60) == pytest.approx(5.5e-4)  # half way down the cosine
+    assert s.lr_at(110) == s.lr_at(10_000) == 1e-4
+
+
+@pytest.mark.parametrize("step_s", [0.01, 0.1])
+def test_fitting_ends_the_decay_with_the_time(step_s: float) -> None:
+    s = Syllabus(warmup_steps=10, decay_steps=1000, eval_every=50)
+    s.fit_to_time(step=100, step_s=step_s, seconds_left=20.0)
+    assert s.decay_steps == 100 + round(20.0 / step_s)
+    assert s.eval_every == max(10, round(50 * (20.0 / step_s) / 900))  # as many evals as planned
+
+
+def test_fitting_leaves_a_finished_schedule_and_nonsense_alone() -> None:
+    s = Syllabus(warmup_steps=10, decay_steps=1000, eval_every=50)
+    for step, step_s, left in ((1000, 0.1, 60.0), (5, 0.0, 60.0), (5, 0.1, -1.0)):
+        s.fit_to_time(step, step_s, left)
+        assert (s.decay_steps, s.eval_every) == (1000, 50)
+
+
+def test_a_timed_run_ends_its_decay_near_its_end(small_library: Path) -> None:
+    tutor = make_tutor(small_library, decay_steps=100_000, warmup_steps=5, log_every=5, eval_every=10_000)
+    tutor.options.minutes = 0.08
+    steps: list[StepEvent] = []
+    tutor.subscribe(lambda e: steps.append(e) if isinstance(e, StepEvent) else None)
+    tutor.run()
+    syl = tutor.syllabus
+    assert syl.decay_steps < 100_000  # fitted to the ~5 s this machine gives
+    # the last logged lr is in the cosine's last stretch, not still near its peak
+    assert steps[-1].lr < syl.min_lr + 0.25 * (syl.lr - syl.min_lr)
+
+
+def test_a_pause_is_not_spent_from_the_minutes(small_library: Path) -> None:
+    tutor = make_tutor(small_library, log_every=1, eval_every=10_000)
+    tutor.options.minutes = 0.03  # 1.8 s of training
+    thread = threading.Thread(target=tutor.run)
+    thread.start()
+    wait_for(lambda: tutor.step >= 3)
+    tutor.send(Pause())
+    wait_for(lambda: tutor.state == "paused")
+    paused_at = tutor.step
+    threading.Event().wait(2.5)  # longer than the whole budget
+    tutor.send(Resume())
+    resumed = time.monotonic()
+    thread.join(60)
+    # logged steps after the pause (each resets the speed's clock) must not hand the pause back
+    assert time.monotonic() - resumed > 0.5 and tutor.step > paused_at + 5
