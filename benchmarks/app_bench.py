@@ -139,6 +139,9 @@ def chat_cost(home: str, library: str, seconds: float, threads: int | None) -> d
     tutor.subscribe(on)
     thread = threading.Thread(target=tutor.run)
     thread.start()
+    deadline = time.monotonic() + 300
+    while not speeds and time.monotonic() < deadline:  # the first step may compile: wait it out
+        time.sleep(0.2)
     time.sleep(seconds / 2)
     quiet_end = time.monotonic()
     n = 0

@@ -55,14 +55,13 @@ class Syllabus:
         `babyterm train --minutes M` means M minutes of learning, with the schedule planned from a
         speed probe at birth; the real step (compiled, bf16, a busy machine) can be twice as fast
         or half as slow. Once a run has timed a few of its own steps (`step_s`), the decay ends
-        when its time does, as nanoGPT's recipe does when its iterations are fitted to a budget,
-        and the evaluations keep their count per run. Past the decay, nothing changes.
+        when its time does, as nanoGPT's recipe does when its iterations are fitted to a budget.
+        Evaluations stay every `eval_every` steps (scaling them with the run once made a 1-minute
+        run spend a third of its time evaluating). Past the decay, nothing changes.
         """
         if step >= self.decay_steps or step_s <= 0 or seconds_left <= 0:
             return
-        planned = self.decay_steps - step
         fitted = max(1, int(seconds_left / step_s))
-        self.eval_every = max(10, round(self.eval_every * fitted / planned))
         self.decay_steps = max(self.warmup_steps + 1, step + fitted)
 
     def to_dict(self) -> dict[str, Any]:
