@@ -93,6 +93,18 @@ class Compiled:
         except Exception as e:  # torch.compile itself refuses (an unsupported Python, say)
             self._fall_back(e)
 
+    backward_ok = False
+    """Set once a backward through the compiled step has run: inductor compiles the backward at
+    the first one, so a failure there (see `backward_failed`) still falls back."""
+
+    def backward_failed(self, e: BaseException) -> bool:
+        """The first backward failed: serve eagerly from now on and say so; True if the caller
+        should run its step again (eagerly). A later failure is the step's own: False."""
+        if self.fn is None or self.backward_ok:
+            return False
+        self._fall_back(e)
+        return True
+
     def _fall_back(self, e: BaseException) -> None:
         self.fn = None
         if self.on_fallback is not None:

@@ -40,7 +40,7 @@ from school.commands import (
     Teach,
     XRayRequest,
 )
-from school.compiler import maybe_compile
+from school.compiler import Compiled, maybe_compile
 from school.counsellor import Counsellor, RunLog, prune_logs
 from school.events import (
     ErrorEvent,
@@ -305,7 +305,15 @@ class Tutor:
             loss = lm_loss + syl.pixel_weight * pixel_loss
         with self.counsellor.time("backward"):
             self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            try:
+                loss.backward()
+            except Exception as e:  # a compiled step's backward compiles at its first call
+                if isinstance(self.learner, Compiled) and self.learner.backward_failed(e):
+                    self.optimizer.zero_grad(set_to_none=True)
+                    return self.train_step()
+                raise
+            if isinstance(self.learner, Compiled):
+                self.learner.backward_ok = True
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), syl.grad_clip)
             # the guard stays on the device: a fused AdamW skips its update (and its step count)
             # when found_inf is 1, so a non-finite step never reaches the weights without the host

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -117,3 +119,42 @@ def test_the_tutor_trains_the_same_compiled(small_library) -> None:
             assert tutor.learner is tutor.model and not said
     assert losses["on"] == pytest.approx(losses["off"], abs=1e-4)
     assert losses["on"][-1] < losses["on"][0]
+
+
+def test_a_backward_that_fails_to_compile_falls_back_and_the_step_is_retaken(
+    small_library, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Inductor compiles the backward at the first backward: a failure there must not end training."""
+    from school.options import TrainOptions
+    from school.tutor import Tutor
+
+    class Unbuildable(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):  # type: ignore[override]
+            return x.clone()
+
+        @staticmethod
+        def backward(ctx, grad):  # type: ignore[override]
+            raise RuntimeError("C++ compile failed")
+
+    def broken_backward(module):
+        def run(*args):
+            loss, *rest = module(*args)
+            return (Unbuildable.apply(loss), *rest)
+
+        return run
+
+    monkeypatch.setattr(compiler.torch, "compile", broken_backward)
+    options = TrainOptions(
+        library=str(small_library), brain="transformer", preset="tiny", vocab_size=300,
+        threads=1, precision="fp32", compile="on",
+    )  # fmt: skip
+    tutor = Tutor(options, brain_overrides=dict(dim=32, n_layers=1, n_heads=2, max_seq_len=16))
+    warned: list[str] = []
+    tutor.warn = warned.append  # type: ignore[method-assign]
+    tutor.prepare()
+    stats = tutor.train_step()
+    assert tutor.step == 1 and math.isfinite(stats["loss"])  # the step was taken, eagerly
+    assert tutor.learner.fn is None and len(warned) == 1 and "C++ compile failed" in warned[0]
+    tutor.train_step()
+    assert tutor.step == 2 and len(warned) == 1
