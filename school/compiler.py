@@ -88,19 +88,18 @@ class Compiled:
         self.on_warmup, self.on_fallback, self.on_start = on_warmup, on_fallback, on_start
         self.fn: Callable[..., Any] | None = None
         self.warm = False
+        self.calls = 0
         try:
             self.fn = torch.compile(module)
         except Exception as e:  # torch.compile itself refuses (an unsupported Python, say)
             self._fall_back(e)
 
-    backward_ok = False
-    """Set once a backward through the compiled step has run: inductor compiles the backward at
-    the first one, so a failure there (see `backward_failed`) still falls back."""
-
     def backward_failed(self, e: BaseException) -> bool:
-        """The first backward failed: serve eagerly from now on and say so; True if the caller
-        should run its step again (eagerly). A later failure is the step's own: False."""
-        if self.fn is None or self.backward_ok:
+        """A backward through the compiled step failed. Inductor compiles the backward at the
+        first one, so before a second call (a step is forward then backward: a second forward
+        means the first backward ran) it is taken for a compile failure: serve eagerly from now
+        on, say so, and return True for the caller to run its step again. Later: the step's own."""
+        if self.fn is None or self.calls > 1:
             return False
         self._fall_back(e)
         return True
@@ -113,6 +112,7 @@ class Compiled:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if self.fn is None:
             return self.eager(*args, **kwargs)
+        self.calls += 1
         if self.warm:
             return self.fn(*args, **kwargs)
         if self.on_start is not None:

@@ -312,8 +312,6 @@ class Tutor:
                     self.optimizer.zero_grad(set_to_none=True)
                     return self.train_step()
                 raise
-            if isinstance(self.learner, Compiled):
-                self.learner.backward_ok = True
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), syl.grad_clip)
             # the guard stays on the device: a fused AdamW skips its update (and its step count)
             # when found_inf is 1, so a non-finite step never reaches the weights without the host
