@@ -147,6 +147,9 @@ def _draw(
 ) -> TokenChoice:
     """choose() and describe() of one row (V,) in a handful of device ops and one read-back."""
     logits = logits.float()
+    plain_rules = s.top_p is None and s.min_p is None and not s.dynatemp_range
+    if s.temperature > 0 and seen is None and plain_rules and (s.top_k is None or s.top_k >= 5):
+        return _draw_plain(logits, s, generator)
     shaped = penalise(logits, s, seen)
     top_ids = None
     if s.temperature <= 0:
@@ -165,6 +168,25 @@ def _draw(
     values, top_ids = row[2 : 2 + k], [int(i) for i in row[2 + k :]]
     margin = values[0] - values[1] if k > 1 else values[0]
     return TokenChoice(int(row[0]), row[1], margin, tuple(zip(top_ids, values, strict=True)))
+
+
+def _draw_plain(logits: torch.Tensor, s: Sampling, generator: torch.Generator | None) -> TokenChoice:
+    """_draw under temperature and top-k alone (the chat's default), in a dozen ops.
+
+    The candidates are the raw logits' top k, so they are also the plain top five: the read-back
+    carries the candidates' ids and plain probabilities, and Python picks the drawn one.
+    """
+    if s.top_k is not None and 0 < s.top_k < logits.numel():
+        raw, ids = torch.topk(logits, s.top_k)
+    else:
+        raw, ids = torch.sort(logits, descending=True)
+    j = sample((raw / s.temperature).softmax(-1), generator)  # same draw as candidates() gives
+    row = torch.cat((j.float(), logits.softmax(-1).gather(0, ids), ids.float())).tolist()
+    k = len(raw)
+    j, prob_row, id_row = int(row[0]), row[1 : 1 + k], row[1 + k :]
+    margin = prob_row[0] - prob_row[1] if k > 1 else prob_row[0]
+    top = tuple(zip((int(i) for i in id_row[:5]), prob_row[:5], strict=True))
+    return TokenChoice(int(id_row[j]), prob_row[j], margin, top)
 
 
 def _forward_last(

@@ -102,9 +102,12 @@ class KVCache:
     def __init__(
         self, cfg: TransformerConfig, batch_size: int, device: torch.device, dtype: torch.dtype
     ) -> None:
-        shape = (batch_size, cfg.n_kv_heads, cfg.max_seq_len, cfg.head_size)
-        self.k = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(cfg.n_layers)]
-        self.v = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(cfg.n_layers)]
+        nkv, shape = cfg.n_kv_heads, (batch_size, 2 * cfg.n_kv_heads, cfg.max_seq_len, cfg.head_size)
+        self.kv = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(cfg.n_layers)]
+        """Per layer, keys (heads :nkv) and values (nkv:) side by side, as wqkv's output holds them:
+        the one-token step writes both with one copy. `k` and `v` are views into it."""
+        self.k = [kv[:, :nkv] for kv in self.kv]
+        self.v = [kv[:, nkv:] for kv in self.kv]
         self.pos = 0
         self.capacity = cfg.max_seq_len
         self.pixel: torch.Tensor | None = None
@@ -267,7 +270,7 @@ class Transformer(Brain):
         if start + T > self.config.max_seq_len:
             raise ValueError(f"window of {start + T} tokens exceeds max_seq_len {self.config.max_seq_len}")
         x = self.tok_embeddings(tokens)  # (B, T, C)
-        x = x + self._pixel_shift(pixel, B, x, cache)
+        x = x + self._pixel_shift(pixel, B, x, cache).unsqueeze(1)
         rope = (self.rope_real if torch.compiler.is_compiling() else self.rope)[start : start + T]
         mask = _attention_mask(start, T, key_bias, need_weights, x.device)
         attentions = []
@@ -281,10 +284,10 @@ class Transformer(Brain):
         return self.output(h) if head else h, self.pixel_head(h), attentions
 
     def _pixel_shift(self, pixel, B, x, cache):
-        """P (pixel - 0.5), (B, 1, C); a reply keeps one pixel, so its cache keeps the shift."""
+        """P (pixel - 0.5), (B, C); a reply keeps one pixel, so its cache keeps the shift."""
         if cache is not None and cache.pixel_shift is not None and cache.pixel is pixel:
             return cache.pixel_shift
-        shift = self.pixel_in(pixel_input(pixel, B, x.device, x.dtype)).unsqueeze(1)
+        shift = self.pixel_in(pixel_input(pixel, B, x.device, x.dtype))
         if cache is not None and not torch.is_grad_enabled():
             cache.pixel, cache.pixel_shift = pixel, shift
         return shift
@@ -306,72 +309,85 @@ class Transformer(Brain):
 
     def _decode(self, tokens, pixel, cache, key_bias, need_weights):
         """One new token (B, 1) after the cache: _run's equations without module calls, on the
-        cache's (in, out) copies of the matrices (a one-row x @ W runs ~1.7x faster than F.linear).
+        cache's copies of the matrices. Returns (logits (B, 1, V), None, attentions): generation
+        never reads the pixel, so the one-token step does not predict it.
 
-        At a 1.3M-parameter size a token is ~200 small ops at ~2.5 us each on a laptop-class CPU,
-        so the common case (no mask, no weights wanted) takes the fewest: heads are viewed, not
-        transposed, the rotation is one complex product on (B, heads, hs/2), and k and v are
-        written into the cache at their position directly.
+        At a 1.3M-parameter size a token is ~130 small ops at a few us each plus ~270 us of
+        matmuls that stream the weights (5 MB in fp32) from cache, so the common case (no mask, no
+        weights wanted) takes the fewest ops: rows stay (B, C), so `@` is one mm; each RMSNorm's
+        weight is folded into the matrix after it; the rotation is one complex product over all of
+        wqkv's heads (v's turn by 1, exactly); and k and v go into the cache in one copy.
         """
         cfg, (B, _), start = self.config, tokens.shape, cache.pos
         if start + 1 > cfg.max_seq_len:
             raise ValueError(f"window of {start + 1} tokens exceeds max_seq_len {cfg.max_seq_len}")
         if cache.weights is None:
             cache.weights = self._decode_weights()
-        layers, head = cache.weights
+        layers, head, turns = cache.weights
         nh, nkv, hs, C, eps = cfg.n_heads, cfg.n_kv_heads, cfg.head_size, cfg.dim, cfg.norm_eps
-        x = F.embedding(tokens, self.tok_embeddings.weight)  # (B, 1, C)
-        x = x + self._pixel_shift(pixel, B, x, cache)
+        x = F.embedding(tokens[:, 0], self.tok_embeddings.weight)  # (B, C)
+        if pixel is not None:  # grey (None) shifts by exactly zero
+            x = x + self._pixel_shift(pixel, B, x, cache)
         mask = _attention_mask(start, 1, key_bias, need_weights, x.device)
-        plain = mask is None and not need_weights and x.dtype != torch.bfloat16 and x.device.type != "mps"
+        plain = mask is None and not need_weights and turns is not None
+        turn = turns[start] if plain else None  # (nh + 2 nkv, hs/2) complex: this position's rotation
         rope = self.rope[start : start + 1]
-        rot = rope[0, 0]  # (hs/2,) complex: this position's rotation
         attentions = []
-        for i, (n1, wqkv, wo, n2, w13, w2) in enumerate(layers):
-            qkv = F.rms_norm(x, (C,), n1, eps) @ wqkv
+        for i, (wqkv, wo, w13, w2) in enumerate(layers):
+            qkv = F.rms_norm(x, (C,), None, eps) @ wqkv  # the norm's weight is in wqkv
             if plain:
-                heads = qkv.view(B, nh + 2 * nkv, hs)
-                qk = torch.view_as_complex(heads[:, : nh + nkv].unflatten(-1, (-1, 2)))
-                qk = torch.view_as_real(qk * rot).flatten(-2)  # (B, nh + nkv, hs)
-                cache.k[i][:, :, start] = qk[:, nh:]
-                cache.v[i][:, :, start] = heads[:, nh + nkv :]
-                keys, values = cache.k[i][:, :, : start + 1], cache.v[i][:, :, : start + 1]
+                pairs = torch.view_as_complex(qkv.view(B, nh + 2 * nkv, hs // 2, 2))
+                heads = torch.view_as_real(pairs * turn).view(B, nh + 2 * nkv, hs)
+                kv = cache.kv[i]
+                kv[:, :, start] = heads[:, nh:]
+                keys, values = kv[:, :nkv, : start + 1], kv[:, nkv:, : start + 1]
                 if nkv != nh:  # grouped-query: each kv head serves nh // nkv query heads
                     keys, values = (t.repeat_interleave(nh // nkv, 1) for t in (keys, values))
-                y = F.scaled_dot_product_attention(qk[:, :nh, None], keys, values)  # (B, nh, 1, hs)
+                y = F.scaled_dot_product_attention(heads[:, :nh, None], keys, values)  # (B, nh, 1, hs)
                 w = None
             else:
-                qk = apply_rope(qkv[..., : (nh + nkv) * hs].view(B, 1, nh + nkv, hs), rope).transpose(1, 2)
+                qk = apply_rope(qkv[:, : (nh + nkv) * hs].view(B, 1, nh + nkv, hs), rope).transpose(1, 2)
                 q, k = qk.split([nh, nkv], dim=1)
-                v = qkv[..., (nh + nkv) * hs :].view(B, 1, nkv, hs).transpose(1, 2)
+                v = qkv[:, (nh + nkv) * hs :].view(B, 1, nkv, hs).transpose(1, 2)
                 y, w = attend(q, k, v, (cache.k[i], cache.v[i], start), mask, need_weights)
-                y = y.transpose(1, 2)
-            x = x + y.reshape(B, 1, nh * hs) @ wo
-            gate, up = (F.rms_norm(x, (C,), n2, eps) @ w13).chunk(2, dim=-1)
+            x = x + y.reshape(B, nh * hs) @ wo
+            gate, up = (F.rms_norm(x, (C,), None, eps) @ w13).chunk(2, dim=-1)
             x = x + (F.silu(gate) * up) @ w2
             attentions.append(w)
         cache.pos += 1
-        h = F.rms_norm(x, (C,), self.norm.weight, eps)
-        return h @ head, self.pixel_head(h), attentions
+        logits = F.rms_norm(x, (C,), None, eps) @ head
+        return logits.view(B, 1, -1), None, attentions
 
-    def _decode_weights(self) -> tuple[list[tuple[torch.Tensor, ...]], torch.Tensor]:
-        """Each layer's norms and transposed matrices, and the transposed output head."""
+    def _decode_weights(self) -> tuple[list[tuple[torch.Tensor, ...]], torch.Tensor, torch.Tensor | None]:
+        """Each layer's (in, out) matrices with the norm before them folded in, the head likewise,
+        and every position's rotation over wqkv's heads (None where complex kernels are patchy).
 
-        def t(linear: nn.Linear) -> torch.Tensor:
-            return linear.weight.detach().t().contiguous()
+        RMSNorm's weight scales input channels, so (w * n(x)) @ W = n(x) @ (w[:, None] * W); a
+        one-row x @ W also runs ~1.7x faster than F.linear.
+        """
+        cfg = self.config
+
+        def t(linear: nn.Linear, norm: RMSNorm | None = None) -> torch.Tensor:
+            w = linear.weight.detach().t()
+            return (w * norm.weight.detach()[:, None] if norm is not None else w).contiguous()
 
         layers = [
             (
-                b.attention_norm.weight.detach(),
-                t(b.attention.wqkv),
+                t(b.attention.wqkv, b.attention_norm),
                 t(b.attention.wo),
-                b.ffn_norm.weight.detach(),
-                t(b.feed_forward.w13),
+                t(b.feed_forward.w13, b.ffn_norm),
                 t(b.feed_forward.w2),
             )
             for b in self.layers
         ]
-        return layers, t(self.output)
+        turns = None
+        p = self.tok_embeddings.weight
+        if p.dtype == torch.float32 and p.device.type != "mps":
+            S, half = cfg.max_seq_len, cfg.head_size // 2
+            q_and_k = self.rope.expand(S, cfg.n_heads + cfg.n_kv_heads, half)
+            v_stays = torch.ones(S, cfg.n_kv_heads, half, dtype=self.rope.dtype, device=p.device)
+            turns = torch.cat((q_and_k, v_stays), dim=1)
+        return layers, t(self.output, self.norm), turns
 
     def new_cache(self, batch_size: int = 1) -> KVCache:
         p = self.tok_embeddings.weight
@@ -390,6 +406,7 @@ class Transformer(Brain):
 
         key_bias adds a log-weight to chosen key positions (emphasis). With need_weights the
         attention weights of every layer, (B, nh, t, pos+t) each, are returned as a third item.
+        A single new token's pixel prediction is None: generation never reads it.
         """
         if tokens.size(1) == 1:
             logits, pixel_pred, attentions = self._decode(tokens, pixel, cache, key_bias, need_weights)

@@ -233,3 +233,21 @@ def test_sampled_draw_reports_the_plain_top_five() -> None:
         assert [i for i, _ in choice.top] == torch.topk(probs, 5).indices.tolist()
         assert [p for _, p in choice.top] == pytest.approx(torch.topk(probs, 5).values.tolist())
         assert choice.prob == pytest.approx(float(probs[choice.id]))
+
+
+def test_the_plain_draw_picks_what_the_general_rules_pick() -> None:
+    """_draw's top-k fast path draws the token the general rules (candidates, then sample) draw
+    at the same seed, and describes it with the plain probabilities."""
+    from brain.generate import _draw, candidates, sample
+
+    logits = 3 * torch.randn(300)
+    probs = logits.softmax(-1)
+    for s in (Sampling(temperature=0.8, top_k=40), Sampling(temperature=1.1, top_k=None)):
+        for seed in range(20):
+            choice = _draw(logits, s, None, torch.Generator().manual_seed(seed))
+            values, ids = candidates(logits, s)
+            assert choice.id == int(ids[sample(values.softmax(-1), torch.Generator().manual_seed(seed))])
+            assert choice.prob == pytest.approx(float(probs[choice.id]), rel=1e-5)
+            assert [i for i, _ in choice.top] == torch.topk(probs, 5).indices.tolist()
+            top = torch.topk(probs, 2).values
+            assert choice.margin == pytest.approx(float(top[0] - top[1]), rel=1e-5)
