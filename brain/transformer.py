@@ -46,6 +46,9 @@ class TransformerConfig(BrainConfig):
     """Feed-forward width; None means 4*dim*2/3 rounded up to a multiple of 32."""
     tie_embeddings: bool = True
     dropout: float = 0.0
+    """On the residual stream's two branches, while training."""
+    attention_dropout: float | None = None
+    """On the attention weights; None means `dropout` (as babies born before the recipe set it)."""
     norm_eps: float = 1e-5
     rope_base: float = 10000.0
 
@@ -180,7 +183,7 @@ class Attention(nn.Module):
         self.n_heads, self.n_kv_heads, self.hs = cfg.n_heads, cfg.n_kv_heads, cfg.head_size
         self.wqkv = nn.Linear(cfg.dim, (cfg.n_heads + 2 * cfg.n_kv_heads) * self.hs, bias=False)
         self.wo = nn.Linear(cfg.n_heads * self.hs, cfg.dim, bias=False)
-        self.dropout = cfg.dropout
+        self.dropout = cfg.dropout if cfg.attention_dropout is None else cfg.attention_dropout
 
     def forward(
         self,

@@ -128,3 +128,19 @@ def test_a_named_preset_keeps_its_sizes_and_takes_the_overrides(tmp_path, small_
     assert room.record.brain["dim"] == 128 and room.record.brain["max_seq_len"] == 48
     assert room.syllabus.weight_decay == 0.3
     assert "recipe" not in json.loads(room.paths.config.read_text())
+
+
+def test_a_recipe_brain_drops_out_on_its_branches_not_its_attention() -> None:
+    """The flash kernel a CPU's attention needs takes no dropout; an older record (no field)
+    keeps dropping out on its attention as it was born to."""
+    from brain import build_brain, config_from_dict
+
+    r = recipe.choose(1_000_000, CPU)
+    cfg = config_from_dict({"brain": "transformer", "vocab_size": 300, **r.brain()})
+    model = build_brain(cfg)
+    assert cfg.dropout > 0 and all(b.attention.dropout == 0.0 for b in model.layers)
+    old = config_from_dict(
+        {"brain": "transformer", "vocab_size": 300, "dim": 64, "n_heads": 2, "dropout": 0.2}
+    )
+    assert old.attention_dropout is None
+    assert all(b.attention.dropout == 0.2 for b in build_brain(old).layers)
