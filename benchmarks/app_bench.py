@@ -46,6 +46,12 @@ def run_speeds(logs: Path, since: float = 0.0, until: float = float("inf")) -> l
 
 
 def headless(home: str, library: str, seconds: float, threads: int | None) -> float:
+    import torch
+
+    from school.compiler import compile_wanted
+
+    # the app's run is open-ended, so auto compiles it where it can; a short --minutes would not
+    like_the_app = "on" if compile_wanted("auto", torch.device("cpu")) else "off"
     cmd = [
         sys.executable,
         "-m",
@@ -57,6 +63,8 @@ def headless(home: str, library: str, seconds: float, threads: int | None) -> fl
         library,
         "--minutes",
         str(seconds / 60),
+        "--compile",
+        like_the_app,
     ]
     if threads:
         cmd += ["--threads", str(threads)]
