@@ -142,13 +142,18 @@ def sample(probs: torch.Tensor, generator: torch.Generator | None) -> torch.Tens
     return torch.searchsorted(cum, u).clamp_(max=probs.numel() - 1)
 
 
+PLAIN_MAX_K = 256
+"""Up to this top-k, reading every candidate back (2k floats) is cheaper than indexing on device."""
+
+
 def _draw(
     logits: torch.Tensor, s: Sampling, seen: torch.Tensor | None, generator: torch.Generator | None
 ) -> TokenChoice:
     """choose() and describe() of one row (V,) in a handful of device ops and one read-back."""
     logits = logits.float()
     plain_rules = s.top_p is None and s.min_p is None and not s.dynatemp_range
-    if s.temperature > 0 and seen is None and plain_rules and (s.top_k is None or s.top_k >= 5):
+    few = s.top_k is not None and 5 <= s.top_k <= PLAIN_MAX_K and s.top_k < logits.numel()
+    if s.temperature > 0 and seen is None and plain_rules and few:
         return _draw_plain(logits, s, generator)
     shaped = penalise(logits, s, seen)
     top_ids = None
@@ -176,10 +181,7 @@ def _draw_plain(logits: torch.Tensor, s: Sampling, generator: torch.Generator | 
     The candidates are the raw logits' top k, so they are also the plain top five: the read-back
     carries the candidates' ids and plain probabilities, and Python picks the drawn one.
     """
-    if s.top_k is not None and 0 < s.top_k < logits.numel():
-        raw, ids = torch.topk(logits, s.top_k)
-    else:
-        raw, ids = torch.sort(logits, descending=True)
+    raw, ids = torch.topk(logits, s.top_k)
     j = sample((raw / s.temperature).softmax(-1), generator)  # same draw as candidates() gives
     row = torch.cat((j.float(), logits.softmax(-1).gather(0, ids), ids.float())).tolist()
     k = len(raw)

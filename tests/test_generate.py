@@ -242,7 +242,7 @@ def test_the_plain_draw_picks_what_the_general_rules_pick() -> None:
 
     logits = 3 * torch.randn(300)
     probs = logits.softmax(-1)
-    for s in (Sampling(temperature=0.8, top_k=40), Sampling(temperature=1.1, top_k=None)):
+    for s in (Sampling(temperature=0.8, top_k=40), Sampling(temperature=1.1, top_k=5), Sampling(top_k=256)):
         for seed in range(20):
             choice = _draw(logits, s, None, torch.Generator().manual_seed(seed))
             values, ids = candidates(logits, s)
