@@ -315,7 +315,7 @@ class Transformer(Brain):
         cache's copies of the matrices. Returns (logits (B, 1, V), None, attentions): generation
         never reads the pixel, so the one-token step does not predict it.
 
-        At a 1.3M-parameter size a token is ~130 small ops at a few us each plus ~270 us of
+        At a 1.3M-parameter size a token is ~115 small ops at a few us each plus ~270 us of
         matmuls that stream the weights (5 MB in fp32) from cache, so the common case (no mask, no
         weights wanted) takes the fewest ops: rows stay (B, C), so `@` is one mm; each RMSNorm's
         weight is folded into the matrix after it; the rotation is one complex product over all of
