@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from tokenizers import Tokenizer
 
 from brain import Brain, build_brain, config_from_dict
+from school import memory
 from school.calligraphist import Calligraphist
 from school.checkpointer import Checkpointer
 from school.classroom import Classroom, open_classroom
@@ -248,6 +249,7 @@ class Tutor:
             steps_left=None if steps is None else max(0, steps - self.step),
             minutes=self.options.minutes,
         )
+        memory.give_back()  # what the probes and the tokenizer's training freed
 
     @property
     def block_size(self) -> int:
@@ -562,6 +564,7 @@ class Tutor:
             steps_this_run += 1
             self.elapsed_s += time.monotonic() - t0
             if steps_this_run == 1:  # the first step may have compiled: time the steps after it
+                memory.give_back()  # and what compiling it freed
                 timed_from, paused_before = time.monotonic(), paused_for
             elif steps_this_run == FIT_AFTER_STEPS + 1 and opts.minutes is not None:
                 now = time.monotonic()
@@ -580,6 +583,7 @@ class Tutor:
                 self._emit_step(stats, tps)
             if self.step % syl.eval_every == 0:
                 self._after_eval(self.evaluate() if self.cohort.lead else None)
+                memory.give_back()  # an eval's batches are the largest temporaries there are
             if not self.cohort.lead:
                 continue
             if self.step % syl.guess_every == 0:
