@@ -136,7 +136,7 @@ def chat_cost(home: str, library: str, seconds: float, threads: int | None) -> d
     ttft: list[float] = []
     rates: list[float] = []
     speeds: list[tuple[float, float]] = []
-    quiet_end = [float("inf")]
+    quiet_end = float("inf")
 
     def on(e: object) -> None:
         now = time.monotonic()
@@ -150,13 +150,14 @@ def chat_cost(home: str, library: str, seconds: float, threads: int | None) -> d
             speeds.append((now, e.tokens_per_s))
 
     def chat() -> None:
+        nonlocal quiet_end
         deadline = time.monotonic() + 300
         while not speeds and time.monotonic() < deadline:  # the first step may compile: wait it out
             time.sleep(0.2)
         time.sleep(seconds / 2)
-        quiet_end[0] = time.monotonic()
+        quiet_end = time.monotonic()
         n = 0
-        while time.monotonic() - quiet_end[0] < seconds / 2:
+        while time.monotonic() - quiet_end < seconds / 2:
             sent[f"r{n}"] = time.monotonic()
             tutor.send(Chat(id=f"r{n}", text="Tell me about the king", max_tokens=60))
             n += 1
@@ -168,8 +169,8 @@ def chat_cost(home: str, library: str, seconds: float, threads: int | None) -> d
     sender.start()
     tutor.run()  # on the main thread, as babyterm/trainer_process.py runs it
     sender.join()
-    quiet = [s for t, s in speeds[3:] if t < quiet_end[0]]
-    chatty = [s for t, s in speeds if t >= quiet_end[0]]
+    quiet = [s for t, s in speeds[3:] if t < quiet_end]
+    chatty = [s for t, s in speeds if t >= quiet_end]
     return {
         "ttft_ms_median": statistics.median(ttft),
         "reply_tokens_per_s": statistics.median(rates),

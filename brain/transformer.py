@@ -333,8 +333,10 @@ class Transformer(Brain):
             x = x + self._pixel_shift(pixel, B, x, cache)
         mask = _attention_mask(start, 1, key_bias, need_weights, x.device)
         plain = mask is None and not need_weights and turns is not None
-        turn = turns[start] if plain else None  # (nh + 2 nkv, hs/2) complex: this position's rotation
-        rope = self.rope[start : start + 1]
+        if plain:
+            turn = turns[start]  # (nh + 2 nkv, hs/2) complex: this position's rotation
+        else:
+            rope = self.rope[start : start + 1]
         attentions = []
         for i, (wqkv, wo, w13, w2) in enumerate(layers):
             qkv = F.rms_norm(x, (C,), None, eps) @ wqkv  # the norm's weight is in wqkv
