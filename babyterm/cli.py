@@ -127,6 +127,14 @@ SHARED: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
         dict(type=_non_negative, help="AdamW weight decay (default: the recipe's)"),
     ),
     "lr": (("--lr",), dict(type=_positive(float), help="peak learning rate (default: the recipe's)")),
+    "bpe_dropout": (
+        ("--bpe-dropout",),
+        dict(
+            type=_fraction,
+            help="chance a training token is read as the two pieces its merge joined, the same text "
+            "spelled otherwise (default: the recipe's)",
+        ),
+    ),
 }
 DEFAULTS: dict[str, Any] = {
     "baby": "baby",
@@ -145,6 +153,7 @@ DEFAULTS: dict[str, Any] = {
     "dropout": None,
     "weight_decay": None,
     "lr": None,
+    "bpe_dropout": None,
 }
 COMMON = ("baby", "home")
 TRAINING = (
@@ -163,6 +172,7 @@ TRAINING = (
     "dropout",
     "weight_decay",
     "lr",
+    "bpe_dropout",
 )
 TAKES: dict[str | None, tuple[str, ...]] = {
     None: TRAINING,  # the app
@@ -388,6 +398,7 @@ def _options(args: argparse.Namespace) -> TrainOptions:
         dropout=getattr(args, "dropout", None),
         weight_decay=getattr(args, "weight_decay", None),
         lr=getattr(args, "lr", None),
+        bpe_dropout=getattr(args, "bpe_dropout", None),
         steps=getattr(args, "steps", None),
         minutes=getattr(args, "minutes", None),
     )

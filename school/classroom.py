@@ -203,6 +203,7 @@ def _give_birth(paths, options, brain_overrides, device, progress, warn) -> tupl
                 dropout=options.dropout,
                 weight_decay=options.weight_decay,
                 lr=options.lr,
+                bpe_dropout=options.bpe_dropout,
             )
             preset = "recipe"
             shape = {**chosen.brain(), **brain_overrides}
@@ -256,14 +257,14 @@ def _brain_options(options: TrainOptions) -> dict[str, Any]:
 
 
 def _syllabus_options(options: TrainOptions) -> dict[str, Any]:
-    chosen: dict[str, Any] = {"weight_decay": options.weight_decay}
+    chosen: dict[str, Any] = {"weight_decay": options.weight_decay, "bpe_dropout": options.bpe_dropout}
     if options.lr is not None:
         chosen |= {"lr": options.lr, "min_lr": options.lr / 10}
     return {k: v for k, v in chosen.items() if v is not None}
 
 
 def _take_overrides(record: BabyRecord, options: TrainOptions) -> None:
-    """A grown baby takes a new dropout, weight decay or learning rate (kept in its record)."""
+    """A grown baby takes a new dropout, weight decay, learning rate or BPE-dropout (kept in its record)."""
     if options.dropout is not None and "dropout" in record.brain:
         record.brain["dropout"] = options.dropout
     record.syllabus.update(_syllabus_options(options))

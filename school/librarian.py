@@ -32,6 +32,7 @@ from tokenizers import Tokenizer
 
 from school import tokenizer as T
 from school.library import Document, Library, LibraryError
+from school.unmerge import merge_parents, unmerge
 from soul.atomic import append_line, write_atomic, write_json_atomic, write_text_atomic
 from soul.paths import BabyPaths
 
@@ -229,6 +230,9 @@ class Librarian:
         self._extra_ids = {USER: np.zeros(0, np.int64), SCRIBE: np.zeros(0, np.int64)}
         self.scribe_max_share = SCRIBE_MAX_SHARE
         """The most of the training tokens the scribe's lines may be (the tutor sets the syllabus's)."""
+        self.bpe_dropout = 0.0
+        """Chance a training token is read as its merge's two pieces (the tutor sets the syllabus's)."""
+        self._parents: np.ndarray | None = None
         self._load_extra(log)
 
     @classmethod
@@ -365,6 +369,7 @@ class Librarian:
         it with probability `extra_fraction`: it is tiny next to the corpus and would otherwise
         hardly ever be read. The scribe's lines get `scribe_share()` of the rows: floor(share × B)
         of them, one more with the remaining probability, so no batch holds more than its ceiling.
+        With `bpe_dropout`, some tokens of every row are then read as the pieces their merge joined.
         """
         n = block_size + 1
         if len(self.train) < n:
@@ -383,6 +388,10 @@ class Librarian:
             starts = torch.randint(len(scribe) - n + 1, (batch_size,), generator=generator).numpy()
             free = np.flatnonzero(~taken)[:k]  # rows the user's text left (every row is random)
             rows[free] = _windows(scribe, starts[: len(free)], n)
+        if self.bpe_dropout > 0:
+            if self._parents is None:
+                self._parents = merge_parents(self.tokenizer)
+            rows = unmerge(rows, self._parents, self.bpe_dropout, generator)
         t = torch.from_numpy(rows)
         return t[:, :-1], t[:, 1:]
 

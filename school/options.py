@@ -38,6 +38,8 @@ class TrainOptions:
     weight_decay: float | None = None
     lr: float | None = None
     """Peak learning rate (the floor is a tenth of it)."""
+    bpe_dropout: float | None = None
+    """Chance a training token is read as its merge's two pieces (school/unmerge.py)."""
     val_text: str | None = None
     """A file or folder to score validation on; the whole library is then learned from."""
 

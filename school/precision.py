@@ -23,6 +23,10 @@ work per token is what decides, and a smaller batch keeps the probe under a seco
 
 def cpu_has_native_bf16() -> bool:
     """AVX-512 BF16 or AMX: without them bf16 is emulated and many times slower than fp32."""
+    # ATen's kernels may be held below what the chip has (ATEN_CPU_CAPABILITY=avx2, as on an
+    # AVX2-only CPU); its bf16 kernels are then AVX2 ones, whatever the chip's flags say
+    if torch.backends.cpu.get_cpu_capability() not in ("AVX512", "AMX"):
+        return False
     # private torch helpers (present since 2.3); a torch without them is taken to have neither
     checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
     return any(getattr(torch.cpu, name, lambda: False)() for name in checks)

@@ -25,6 +25,10 @@ class Syllabus:
     """Share of batch rows drawn from the user's corrections (and steering text), when there are any."""
     scribe_max_share: float = 0.001
     """The scribe's lines get the share of rows they are of all the text, at most this much."""
+    bpe_dropout: float = 0.0
+    """Chance that a training token is read as the two pieces its merge joined, at each of two levels
+    (school/unmerge.py): the same text in other spellings, so a small library is not learned by heart.
+    Held-out text is scored as the tokenizer cuts it."""
     plateau_patience: int = 4
     """Evaluations without a new held-out best before the tutor adapts (lower lr, more decay)."""
     log_every: int = 10

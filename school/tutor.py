@@ -196,6 +196,7 @@ class Tutor:
         self.librarian = room.librarian
         torch.manual_seed(self.options.seed)  # before the brain is built: its first weights follow the seed
         self.librarian.scribe_max_share = self.syllabus.scribe_max_share
+        self.librarian.bpe_dropout = self.syllabus.bpe_dropout
         self.model = build_brain(config_from_dict(room.record.brain)).to(room.device)
         self.optimizer = make_optimizer(self.model, self.syllabus, room.device)
         self.batch_gen = torch.Generator().manual_seed(self.options.seed + 1_000_003 * self.cohort.rank)

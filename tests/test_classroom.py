@@ -45,6 +45,16 @@ def test_auto_precision_takes_bf16_only_where_the_cpu_has_it(
     assert resolve_precision("bf16", torch.device("cpu")) == "bf16"
 
 
+@pytest.mark.parametrize(("capability", "native"), [("AVX2", False), ("DEFAULT", False), ("AVX512", True)])
+def test_bf16_is_native_only_where_aten_runs_avx512(
+    monkeypatch: pytest.MonkeyPatch, capability: str, native: bool
+) -> None:
+    # a chip with AVX-512 BF16 whose ATen is held to AVX2 (ATEN_CPU_CAPABILITY) runs AVX2 kernels
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: capability)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True, raising=False)
+    assert precision.cpu_has_native_bf16() is native
+
+
 @pytest.mark.parametrize("speedup", [1.05, 1.2])
 def test_auto_precision_follows_the_measured_speed(monkeypatch: pytest.MonkeyPatch, speedup: float) -> None:
     monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: True)

@@ -225,6 +225,7 @@ def test_budgets_must_be_above_zero(capsys, isolated_home: Path, argv: list[str]
         (["train", "--dropout", "1"], ["--dropout", "below 1"]),
         (["train", "--weight-decay", "-0.1"], ["--weight-decay", "0 or more"]),
         (["train", "--lr", "0"], ["--lr", "more than 0"]),
+        (["train", "--bpe-dropout", "1.5"], ["--bpe-dropout", "below 1"]),
         (["train", "--context", "0"], ["--context"]),
         (["train", "--vocab-size", "x"], ["--vocab-size"]),
         (["chat", "--step", "soon"], ["--step", "live, best or a step"]),
@@ -245,8 +246,9 @@ def test_the_recipe_options_reach_a_new_baby_and_step_best_reaches_chat_and_expo
 ) -> None:
     argv = ["train", "--library", str(small_library), "--steps", "1", "--threads", "1"]
     code, _, _ = run(
-        capsys, *argv, "--dropout", "0.05", "--weight-decay", "0.3", "--lr", "1e-3", "--context", "40"
-    )
+        capsys, *argv, "--dropout", "0.05", "--weight-decay", "0.3", "--lr", "1e-3", "--context", "40",
+        "--bpe-dropout", "0.2",
+    )  # fmt: skip
     assert code == 0
     from soul.paths import baby_paths
     from soul.record import BabyRecord
@@ -255,6 +257,7 @@ def test_the_recipe_options_reach_a_new_baby_and_step_best_reaches_chat_and_expo
     assert record.preset == "recipe" and record.recipe["context"] == 40
     assert (record.brain["dropout"], record.brain["max_seq_len"]) == (0.05, 40)
     assert (record.syllabus["weight_decay"], record.syllabus["lr"]) == (0.3, 1e-3)
+    assert record.syllabus["bpe_dropout"] == record.recipe["bpe_dropout"] == 0.2
     code, _, err = run(capsys, "chat", "--step", "best", "hi")  # no eval yet: no best self
     assert_user_error(code, err, "no best self yet")
     code, _, err = run(

@@ -273,6 +273,20 @@ def test_batches_are_reproducible_from_the_generator_state(baby):
         assert torch.equal(x1, x2) and torch.equal(y1, y2)
 
 
+def test_bpe_dropout_spells_the_same_windows_otherwise_and_only_when_asked(twin):
+    lb = Librarian.prepare(twin[0], twin[1], VOCAB, block_size=BLOCK)
+    plain = lb.batch(16, BLOCK, torch.Generator().manual_seed(7))
+    lb.bpe_dropout = 0.3
+    split = lb.batch(16, BLOCK, torch.Generator().manual_seed(7))
+    assert not torch.equal(plain[0], split[0])
+    assert torch.equal(split[0][:, 1:], split[1][:, :-1])  # still shifted pairs
+    text = lambda ids: "".join(lb.tokenizer.id_to_token(int(i)) for i in ids)  # noqa: E731
+    for row, other in zip(plain[0], split[0], strict=True):  # the same window's start, in more pieces
+        assert text(row).startswith(text(other))
+    again = lb.batch(16, BLOCK, torch.Generator().manual_seed(7))
+    assert torch.equal(split[0], again[0])
+
+
 def test_extra_text_reaches_the_batches_and_persists(twin):
     paths, root = twin
     lb = Librarian.prepare(paths, root, VOCAB, block_size=BLOCK)

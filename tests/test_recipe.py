@@ -64,8 +64,12 @@ def test_it_is_deterministic_for_its_inputs() -> None:
 
 
 def test_the_users_choices_win() -> None:
-    r = recipe.choose(1_000_000, CPU, vocab_size=777, context=96, dropout=0.0, weight_decay=0.5, lr=1e-4)
+    assert recipe.choose(1_000_000, CPU).syllabus()["bpe_dropout"] == recipe.BPE_DROPOUT > 0
+    r = recipe.choose(
+        1_000_000, CPU, vocab_size=777, context=96, dropout=0.0, weight_decay=0.5, lr=1e-4, bpe_dropout=0.0
+    )
     assert (r.vocab_size, r.context, r.dropout, r.weight_decay, r.lr) == (777, 96, 0.0, 0.5, 1e-4)
+    assert r.syllabus()["bpe_dropout"] == 0.0
     assert r.syllabus()["lr"] == 1e-4 and r.syllabus()["min_lr"] == pytest.approx(1e-5)
     assert r.brain()["max_seq_len"] == 96 and r.brain()["dropout"] == 0.0
 
