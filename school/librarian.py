@@ -16,6 +16,7 @@ the validation text or the split changes.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -232,7 +233,6 @@ class Librarian:
         """The most of the training tokens the scribe's lines may be (the tutor sets the syllabus's)."""
         self.bpe_dropout = 0.0
         """Chance a training token is read as its merge's two pieces (the tutor sets the syllabus's)."""
-        self._parents: np.ndarray | None = None
         self._load_extra(log)
 
     @classmethod
@@ -360,6 +360,11 @@ class Librarian:
 
     # -- batches ----------------------------------------------------------------------------------
 
+    @functools.cached_property
+    def _merge_parents(self) -> np.ndarray:
+        """What BPE-dropout splits each token into (school/unmerge.py), read once from the tokenizer."""
+        return merge_parents(self.tokenizer)
+
     def batch(
         self, batch_size: int, block_size: int, generator: torch.Generator, extra_fraction: float = 0.1
     ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -389,9 +394,7 @@ class Librarian:
             free = np.flatnonzero(~taken)[:k]  # rows the user's text left (every row is random)
             rows[free] = _windows(scribe, starts[: len(free)], n)
         if self.bpe_dropout > 0:
-            if self._parents is None:
-                self._parents = merge_parents(self.tokenizer)
-            rows = unmerge(rows, self._parents, self.bpe_dropout, generator)
+            rows = unmerge(rows, self._merge_parents, self.bpe_dropout, generator)
         t = torch.from_numpy(rows)
         return t[:, :-1], t[:, 1:]
 

@@ -123,6 +123,20 @@ def check_layout(tok: Tokenizer) -> None:
         raise ValueError("not a byte-fallback BPE model")
 
 
+def merges(tok: Tokenizer) -> list[tuple[str, str]]:
+    """The BPE merges, in the order they apply (tokenizers writes each as "a b" or as [a, b])."""
+    model = json.loads(tok.to_str())["model"]
+    return [tuple(m.split(" ", 1)) if isinstance(m, str) else tuple(m) for m in model["merges"]]
+
+
+def merge_ranks(tok: Tokenizer) -> dict[str, int]:
+    """Each merged piece's rank: the index of the first merge that makes it."""
+    rank: dict[str, int] = {}
+    for r, (a, b) in enumerate(merges(tok)):
+        rank.setdefault(a + b, r)
+    return rank
+
+
 def save_tokenizer(tok: Tokenizer, path: Path) -> None:
     write_text_atomic(Path(path), tok.to_str())
 

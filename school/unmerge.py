@@ -15,11 +15,11 @@ fixed seed draws the same rows (the tokenizers library's own dropout has a gener
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import torch
 from tokenizers import Tokenizer
+
+from school.tokenizer import merges
 
 LEVELS = 2
 """Passes of splitting: a token can come apart into up to four pieces, as skipped merges at two
@@ -31,13 +31,11 @@ def merge_parents(tok: Tokenizer) -> np.ndarray:
 
     Where several merges spell the same token, the earliest (the one BPE applies first) wins.
     """
-    model = json.loads(tok.to_str())["model"]
-    vocab: dict[str, int] = model["vocab"]
+    vocab = tok.get_vocab()
     parents = np.full((tok.get_vocab_size(), 2), -1, np.int64)
-    for merge in reversed(model["merges"]):  # reversed: the earliest merge is written last
-        left, right = merge.split(" ", 1) if isinstance(merge, str) else merge
+    for left, right in merges(tok):
         merged = vocab.get(left + right)
-        if merged is not None and left in vocab and right in vocab:
+        if merged is not None and parents[merged, 0] < 0 and left in vocab and right in vocab:
             parents[merged] = vocab[left], vocab[right]
     return parents
 
@@ -48,14 +46,11 @@ def unmerge(rows: np.ndarray, parents: np.ndarray, p: float, generator: torch.Ge
     past the row's end). Draws LEVELS × B × n numbers from `generator` whatever `p` is."""
     B, n = rows.shape
     for _ in range(LEVELS):
-        draw = torch.rand(B, n, generator=generator).numpy()
-        split = (draw < p) & (parents[rows, 0] >= 0)
+        flat = rows.ravel()
+        split = (torch.rand(B * n, generator=generator).numpy() < p) & (parents[flat, 0] >= 0)
         counts = 1 + split  # tokens each position becomes
-        out = np.repeat(rows.ravel(), counts.ravel())
-        at = np.cumsum(counts.ravel()) - counts.ravel()  # where each position's first piece lands
-        flat_split = split.ravel()
-        out[at[flat_split]] = parents[rows.ravel()[flat_split], 0]
-        out[at[flat_split] + 1] = parents[rows.ravel()[flat_split], 1]
-        row_start = np.concatenate(([0], np.cumsum(counts.sum(axis=1))[:-1]))
-        rows = out[row_start[:, None] + np.arange(n)]  # each row is at least n long: splits only add
+        at = np.cumsum(counts) - counts  # where each position's first piece lands
+        out = np.repeat(flat, counts)
+        out[at[split]], out[at[split] + 1] = parents[flat[split]].T
+        rows = out[at[::n, None] + np.arange(n)]  # each row is at least n long: splits only add
     return rows

@@ -33,7 +33,7 @@ from brain.transformer import Transformer
 from school.exports.llama import LAYER_KINDS, require_transformer, stacked_weights
 from school.exports.source import Source, into_fresh_folder, revived
 from school.framing import STOP
-from school.tokenizer import BOS_ID, EOS_ID, N_RESERVED, SPECIALS, UNK_ID, check_layout
+from school.tokenizer import BOS_ID, EOS_ID, N_RESERVED, SPECIALS, UNK_ID, check_layout, merge_ranks
 from soul.paths import BabyPaths, SoulError
 
 QUANTS = ("f32", "q8_0")
@@ -134,11 +134,7 @@ def _add_tensor(writer: gguf.GGUFWriter, name: str, data: np.ndarray, quant: str
 def gguf_vocab(tok: Tokenizer) -> tuple[list[str], list[float], list[int]]:
     """(pieces, scores, token types) of our tokenizer, id by id, as llama.cpp's SPM vocab reads them."""
     check_layout(tok)
-    model = json.loads(tok.to_str())["model"]
-    merges = [m.split(" ", 1) if isinstance(m, str) else m for m in model["merges"]]
-    rank: dict[str, int] = {}
-    for r, (a, b) in enumerate(merges):
-        rank.setdefault(a + b, r)
+    rank = merge_ranks(tok)
     T = gguf.TokenType
     special_types = {UNK_ID: T.UNKNOWN, BOS_ID: T.CONTROL, EOS_ID: T.CONTROL}
     pieces, scores, types = [], [], []

@@ -15,7 +15,6 @@ as "<0x41>" could merge into the byte token where our tokenizer keeps the charac
 
 from __future__ import annotations
 
-import json
 import math
 import struct
 from pathlib import Path
@@ -35,7 +34,7 @@ from school.exports.llama import (
     transformer_config,
 )
 from school.exports.source import Source, into_fresh_folder, revived
-from school.tokenizer import BYTE_PIECES, N_RESERVED, SPACE, SPECIALS, assemble, check_layout
+from school.tokenizer import BYTE_PIECES, N_RESERVED, SPACE, SPECIALS, assemble, check_layout, merge_ranks
 from soul.paths import SoulError
 
 HEADER = ("dim", "hidden_dim", "n_layers", "n_heads", "n_kv_heads", "vocab_size", "seq_len")
@@ -137,11 +136,7 @@ def stacked_from_bin(tensors: dict[str, np.ndarray]) -> Stacked:
 def tokenizer_bin_pieces(tok: Tokenizer) -> tuple[list[bytes], list[float]]:
     """The pieces (as run.c reads them) and scores of our tokenizer, id by id."""
     check_layout(tok)
-    model = json.loads(tok.to_str())["model"]
-    merges = [m.split(" ", 1) if isinstance(m, str) else m for m in model["merges"]]
-    rank = {}
-    for r, (a, b) in enumerate(merges):
-        rank.setdefault(a + b, r)
+    rank = merge_ranks(tok)
     n = tok.get_vocab_size()
     pieces: list[bytes] = [*BIN_SPECIALS, *(p.encode() for p in BYTE_PIECES)]
     scores = [NEVER_MERGED] * N_RESERVED
