@@ -93,8 +93,16 @@ def run_babyterm(
         (elapsed.get(r["step"], 0.0), r["step"], r["val_bpb"]) for r in records if r.get("kind") == "eval"
     ]
     steps = [r for r in records if r.get("kind") == "step"]
-    return {"wall_s": wall, "evals": evals, "tokens_per_s": steps[-1]["tokens_per_s"] if steps else 0.0,
-            "train_s": steps[-1]["elapsed_s"] if steps else 0.0}  # fmt: skip
+    speeds = sorted(r["tokens_per_s"] for r in steps[5:])  # the first steps may compile
+    brain = json.loads((home / "babies" / "split" / "config.json").read_text()).get("brain", {})
+    return {
+        "wall_s": wall,
+        "evals": evals,
+        "tokens_per_s": speeds[len(speeds) // 2] if speeds else 0.0,
+        "train_s": steps[-1]["elapsed_s"] if steps else 0.0,
+        "steps": steps[-1]["step"] if steps else 0,
+        "brain": f"{brain.get('n_layers')} x {brain.get('dim')}, context {brain.get('max_seq_len')}",
+    }
 
 
 def score_hf(home: Path, texts: dict[str, str]) -> dict[str, float]:
@@ -189,7 +197,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         setup = b["wall_s"] - b["train_s"]
         at80 = [bpb for t, _, bpb in b["evals"] if t <= 80]
-        print(f"babyterm: {b['tokens_per_s']:,.0f} tokens/s; {b['train_s']:.0f} s training, "
+        print(f"babyterm: {b['brain']}; {b['tokens_per_s']:,.0f} tokens/s (median step), "
+              f"{b['steps']:,} steps; "
+              f"{b['train_s']:.0f} s training, "
               f"{setup:.0f} s else (tokenizer, encoding, evals, start); own evals: "
               + ", ".join(f"{t:.0f}s {bpb:.3f}" for t, _, bpb in b["evals"]), flush=True)  # fmt: skip
         scores = score_hf(home, {"held-out": held, "own training text": learn[: len(held)]})

@@ -4,14 +4,16 @@ A small library is learned by heart long before its baby can say anything new, s
 memorising, not speed. Two budgets bound the brain's parameters P (its matrices, embeddings apart):
 
     P_data    = DATA_PARAMS_PER_TOKEN × N         N ≈ the library's bytes / BYTES_PER_TOKEN
-    P_compute = sqrt(C / 60)                      C = FLOP/s × RECIPE_SECONDS (C = 6 P D with D = 10 P:
+    P_compute = sqrt(C / 60)                      C = FLOP/s × TRAINING_SPEEDUP × RECIPE_SECONDS
+                                                    (C = 6 P D with D = 10 P:
                                                     half Chinchilla's 20 tokens a weight, as a short
                                                     run favours a bigger brain)
     P         = (P_data⁻² + P_compute⁻²)^-½       (near the smaller, and growing with the library
                                                     whatever the machine)
 
-The machine's speed is an input (tokens/s of a training step of the PROBE brain, measured once at
-birth by `measure_speed`), so the choice is deterministic for a given library and speed. Dropout and
+The machine's speed is an input (tokens/s of an eager fp32 training step of the PROBE brain,
+measured once at birth by `measure_speed`), so the choice is deterministic for a given library and
+speed; the batch is ~0.1 s of steps at that pace. Dropout and
 weight decay fall as the library grows; the context and vocabulary grow with it. A width of
 d = (4P)^(1/3) with d/48 layers gives 12·L·d² ≈ P. Every choice can be overridden by the user.
 """
@@ -46,6 +48,13 @@ bits/byte and the gap to the baby's own text: the default library 0.957 and 0.50
 first 90% 2.143 on the last 10% (scored by transformers) against 2.183. 0.2 and 0.25 learned less
 (2.259 on tinyshakespeare; 1.200 on the default library). Not measured at 10 MB, which 5 minutes
 reads only a few times."""
+TRAINING_SPEEDUP = 1.9
+"""How much more a recipe's brain computes per second in training (compiled, and in bf16 where the
+CPU has it natively) than the probe's eager fp32 step: 3 x 128 at 1 MB trained at 26.4k tokens/s,
+2.0e11 FLOP/s, where the probe read 30k tokens/s, 1.06e11 (one 2-core Xeon with AMX). Without it
+the compute budget was half the real one and tinyshakespeare's brain (3 x 128) ended a 5-minute
+run no better with 25% more steps (2.153 bits/byte held out both ways), bound by its size; 3 x 160
+reached 2.134 in less time (README)."""
 PROBE = dict(dim=128, n_layers=2, n_heads=4, max_seq_len=128, vocab_size=1024, batch_size=8)
 """The brain the speed probe trains for a few steps (its FLOPs per token are known below)."""
 
@@ -134,7 +143,7 @@ def choose(
     tokens = library_bytes / BYTES_PER_TOKEN
     p = PROBE
     flop_s = tokens_per_s * flops_per_token(p["dim"], p["n_layers"], p["vocab_size"], p["max_seq_len"])
-    p_compute = math.sqrt(flop_s * RECIPE_SECONDS / 60)
+    p_compute = math.sqrt(flop_s * TRAINING_SPEEDUP * RECIPE_SECONDS / 60)
     p_data = DATA_PARAMS_PER_TOKEN * tokens
     params = max(MIN_PARAMS, (p_data**-2 + p_compute**-2) ** -0.5)
     dim = max(64, _round_to((4 * params) ** (1 / 3), 32))
@@ -179,8 +188,13 @@ def choose(
     )
 
 
-def measure_speed(device: Any, steps: int = 3) -> float:
-    """Tokens/s of a training step of the PROBE brain on `device` (after one warm-up step): ~0.5 s."""
+def measure_speed(device: Any, steps: int = 9) -> float:
+    """Tokens/s of a training step of the PROBE brain on `device`: the median of `steps` steps
+    after two warm-up ones, ~0.4 s on a 2-core CPU.
+
+    The median, as a few steps of ~35 ms are at the mercy of whatever else the machine does: the
+    mean of three read 17k and 21k tokens/s in two births and 29-33k in the next five, which sized
+    a 190 KB library's brain 2 x 96 instead of 3 x 128."""
     import torch
     import torch.nn.functional as F
 
@@ -195,18 +209,21 @@ def measure_speed(device: Any, steps: int = 3) -> float:
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     gen = torch.Generator().manual_seed(0)
     x = torch.randint(p["vocab_size"], (p["batch_size"], p["max_seq_len"] + 1), generator=gen).to(device)
+    kind = getattr(device, "type", str(device))
+    sync = torch.cuda.synchronize if kind == "cuda" else torch.mps.synchronize if kind == "mps" else None
     rng = torch.get_rng_state()  # the probe must not change what the baby draws
-    elapsed = 0.0
-    for i in range(steps + 1):
+    times = []
+    for i in range(steps + 2):
         t0 = time.perf_counter()
         logits, _ = model(x[:, :-1])
         loss = F.cross_entropy(logits.flatten(0, 1), x[:, 1:].flatten())
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        if getattr(device, "type", str(device)) == "cuda":
-            torch.cuda.synchronize()
-        if i:
-            elapsed += time.perf_counter() - t0
+        if sync is not None:  # a GPU's step has only been queued
+            sync()
+        if i >= 2:
+            times.append(time.perf_counter() - t0)
     torch.set_rng_state(rng)
-    return steps * p["batch_size"] * p["max_seq_len"] / max(elapsed, 1e-9)
+    median = sorted(times)[len(times) // 2]
+    return p["batch_size"] * p["max_seq_len"] / max(median, 1e-9)

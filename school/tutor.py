@@ -387,6 +387,18 @@ class Tutor:
             total_tokens += y.numel()
         return total_loss / max(1, total_tokens), total_loss / (math.log(2) * max(1.0, total_bytes))
 
+    def _fit_to_time(self, step_s: float, seconds_left: float, eval_s: float | None = None) -> None:
+        """Fit what is left of the schedule to a timed run's pace and, after an evaluation, space
+        the evaluations to its cost (Syllabus.space_evals). The pace measured before any
+        evaluation leaves them out, so each evaluation refits the decay to end with the time.
+        Every rank takes the lead's figures: learning rates that differ by a step move the
+        weights apart."""
+        syl, agree = self.syllabus, self.cohort.agree
+        step_s, seconds_left = agree(step_s), agree(seconds_left)
+        if eval_s is not None:
+            syl.space_evals(agree(eval_s), step_s)
+        syl.fit_to_time(self.step, step_s, seconds_left)
+
     # -- knowing when it memorises ---------------------------------------------------------------
 
     def _after_eval(self, event: EvalEvent | None) -> None:
@@ -571,7 +583,7 @@ class Tutor:
                 now = time.monotonic()
                 # evals and chat included, pauses not: the run's real pace
                 step_s = (now - timed_from - (paused_for - paused_before)) / FIT_AFTER_STEPS
-                syl.fit_to_time(self.step, step_s, opts.minutes * 60 - (now - run_start - paused_for))
+                self._fit_to_time(step_s, opts.minutes * 60 - (now - run_start - paused_for))
             if stats.get("skipped"):
                 continue
             if before is not None:
@@ -583,8 +595,14 @@ class Tutor:
                 last_log_t, last_log_tokens, paused_since_log = now, self.tokens_seen, 0.0
                 self._emit_step(stats, tps)
             if self.step % syl.eval_every == 0:
+                eval_start = time.monotonic()
                 self._after_eval(self.evaluate() if self.cohort.lead else None)
                 memory.give_back()  # an eval's batches are the largest temporaries there are
+                if opts.minutes is not None and steps_this_run > FIT_AFTER_STEPS:
+                    now = time.monotonic()  # the pace since the first step, evaluations included
+                    pace = (now - timed_from - (paused_for - paused_before)) / (steps_this_run - 1)
+                    left = opts.minutes * 60 - (now - run_start - paused_for)
+                    self._fit_to_time(pace, left, eval_s=now - eval_start)
             if not self.cohort.lead:
                 continue
             if self.step % syl.guess_every == 0:

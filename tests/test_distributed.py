@@ -24,25 +24,34 @@ RANK_SCRIPT = textwrap.dedent(
     import torch
     from tests.test_tutor import make_tutor
 
-    tutor = make_tutor(__import__("pathlib").Path({library!r}), log_every=5, save_every=10)
+    library = __import__("pathlib").Path({library!r})
+    tutor = make_tutor(library, log_every=5, save_every=10, eval_every={eval_every})
     tutor.options.home = {home!r}
-    tutor.options.steps = {steps}
+    tutor.options.steps, tutor.options.minutes = {steps}, {minutes}
     tutor.run()
     digest = hashlib.sha256(b"".join(p.detach().numpy().tobytes() for p in tutor.model.parameters()))
-    out = {{"rank": int(os.environ["RANK"]), "step": tutor.step, "sha": digest.hexdigest()}}
+    syl = tutor.syllabus
+    out = {{"rank": int(os.environ["RANK"]), "step": tutor.step, "sha": digest.hexdigest(),
+           "decay_steps": syl.decay_steps, "eval_every": syl.eval_every}}
     with open(os.path.join({out!r}, f"rank{{out['rank']}}.json"), "w") as f:
         json.dump(out, f)
     """
 )
 
 
-def torchrun(tmp_path: Path, library: Path, home: Path, steps: int) -> list[dict]:
-    out = tmp_path / f"out-{steps}"
+def torchrun(
+    tmp_path: Path,
+    library: Path,
+    home: Path,
+    steps: int | None,
+    minutes: float | None = None,
+    eval_every: int = 200,
+) -> list[dict]:
+    out = tmp_path / f"out-{steps}-{minutes}"
     out.mkdir()
-    script = tmp_path / f"rank-{steps}.py"
-    script.write_text(
-        RANK_SCRIPT.format(root=str(ROOT), library=str(library), home=str(home), steps=steps, out=str(out))
-    )
+    script = tmp_path / f"rank-{steps}-{minutes}.py"
+    fields = dict(library=str(library), home=str(home), steps=steps, minutes=minutes, eval_every=eval_every)
+    script.write_text(RANK_SCRIPT.format(root=str(ROOT), out=str(out), **fields))
     done = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script)],
         capture_output=True,
@@ -71,6 +80,17 @@ def test_two_ranks_train_one_baby_and_resume(tmp_path: Path, small_library: Path
     again = torchrun(tmp_path, small_library, home, steps=6)
     assert [r["step"] for r in again] == [36, 36] and again[0]["sha"] == again[1]["sha"]
     assert load_latest(paths / "checkpoints").step == 36
+
+
+@pytest.mark.slow
+def test_a_timed_cohort_fits_its_schedule_alike_on_every_rank(tmp_path: Path, small_library: Path) -> None:
+    """Each rank times its own steps; fitted to the lead's pace they keep one learning rate, one
+    cadence of evaluations and so one set of weights."""
+    ranks = torchrun(tmp_path, small_library, tmp_path / "home", steps=None, minutes=0.06, eval_every=5)
+    assert ranks[0]["step"] == ranks[1]["step"] > 30
+    assert ranks[0]["decay_steps"] == ranks[1]["decay_steps"] != 6000  # fitted, alike
+    assert ranks[0]["eval_every"] == ranks[1]["eval_every"] > 5  # spaced to the evaluations' cost
+    assert ranks[0]["sha"] == ranks[1]["sha"]
 
 
 def test_checkpoint_holds_what_rank_zero_holds(tmp_path: Path, small_library: Path) -> None:

@@ -86,6 +86,22 @@ def test_the_probe_measures_a_speed() -> None:
     assert recipe.measure_speed(torch.device("cpu"), steps=1) > 0
 
 
+def test_the_probe_reads_a_typical_step_not_a_hiccup(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One step of seven held up by something else on the machine must not size the baby."""
+    torch.set_num_threads(1)
+    durations = iter([0.03, 0.03, 0.03, 0.03, 0.03, 1.0, 0.03, 0.03, 0.03])  # 2 warm-up, then 7
+    clock = [0.0]
+
+    def fake_perf_counter() -> float:  # called at each step's start and end
+        clock[0] += next(durations) if len(clock) % 2 == 0 else 0.0
+        clock.append(clock[0])
+        return clock[0]
+
+    monkeypatch.setattr(recipe.time, "perf_counter", fake_perf_counter)
+    tokens = recipe.PROBE["batch_size"] * recipe.PROBE["max_seq_len"]
+    assert recipe.measure_speed(torch.device("cpu"), steps=7) == pytest.approx(tokens / 0.03)
+
+
 def test_a_baby_born_without_a_preset_follows_the_recipe_and_records_it(tmp_path, small_library) -> None:
     torch.set_num_threads(1)
     options = TrainOptions(

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from school.commands import Pause, Resume
-from school.events import StepEvent
-from school.syllabus import Syllabus
+from school.events import EvalEvent, StepEvent
+from school.syllabus import EVAL_SHARE, Syllabus
 from tests.test_tutor import make_tutor, wait_for
 
 
@@ -36,16 +36,34 @@ def test_fitting_leaves_a_finished_schedule_and_nonsense_alone() -> None:
         assert (s.decay_steps, s.eval_every) == (1000, 50)
 
 
-def test_a_timed_run_ends_its_decay_near_its_end(small_library: Path) -> None:
-    tutor = make_tutor(small_library, decay_steps=100_000, warmup_steps=5, log_every=5, eval_every=10_000)
+def test_evaluations_are_spaced_to_their_share_of_the_time() -> None:
+    s = Syllabus(eval_every=50)
+    s.space_evals(eval_s=0.8, step_s=0.09)  # 178 steps of work for 5% of the time
+    assert s.eval_every == 200
+    assert EVAL_SHARE >= 0.8 / (200 * 0.09)  # within the share
+    s.space_evals(eval_s=0.01, step_s=0.09)  # a cheap evaluation never brings them closer
+    assert s.eval_every == 200
+    for eval_s, step_s in ((0.0, 0.1), (1.0, 0.0), (-1.0, 0.1)):
+        s.space_evals(eval_s, step_s)
+        assert s.eval_every == 200
+
+
+def test_a_timed_run_ends_its_decay_near_its_end_and_evaluates_within_its_share(small_library: Path) -> None:
+    tutor = make_tutor(small_library, decay_steps=100_000, warmup_steps=5, log_every=5, eval_every=5)
     tutor.options.minutes = 0.08
     steps: list[StepEvent] = []
+    evals: list[EvalEvent] = []
     tutor.subscribe(lambda e: steps.append(e) if isinstance(e, StepEvent) else None)
+    tutor.subscribe(lambda e: evals.append(e) if isinstance(e, EvalEvent) else None)
     tutor.run()
     syl = tutor.syllabus
     assert syl.decay_steps < 100_000  # fitted to the ~5 s this machine gives
     # the last logged lr is in the cosine's last stretch, not still near its peak
     assert steps[-1].lr < syl.min_lr + 0.25 * (syl.lr - syl.min_lr)
+    assert syl.eval_every > 5 and tutor.step > 60
+    assert len(evals) < tutor.step / 10  # not one every 5 steps
+    # the last evaluation's pace refitted the decay: it ends with the time, evaluations included
+    assert syl.decay_steps - tutor.step < 0.1 * tutor.step
 
 
 def test_a_pause_is_not_spent_from_the_minutes(small_library: Path) -> None:
