@@ -45,14 +45,14 @@ class Cohort:
         dist.all_reduce(t, op=dist.ReduceOp.MAX)
         return bool(t.item() > 0)
 
-    def agree(self, value: float) -> float:
-        """The lead's `value` on every rank: a figure each measured for itself (its pace) and
-        all must act on alike (the learning rate it sets would differ, and the weights drift apart)."""
+    def agree(self, *values: float) -> tuple[float, ...]:
+        """The lead's `values` on every rank: figures each measured for itself (its pace) and all
+        must act on alike (the learning rate they set would differ, and the weights drift apart)."""
         if self.world == 1:
-            return value
-        t = torch.tensor([float(value)], dtype=torch.float64, device=self._device)
+            return values
+        t = torch.tensor(values, dtype=torch.float64, device=self._device)
         dist.broadcast(t, src=0)
-        return float(t.item())
+        return tuple(t.tolist())
 
     def barrier(self) -> None:
         if self.world > 1:

@@ -54,7 +54,8 @@ CPU has it natively) than the probe's eager fp32 step: 3 x 128 at 1 MB trained a
 2.0e11 FLOP/s, where the probe read 30k tokens/s, 1.06e11 (one 2-core Xeon with AMX). Without it
 the compute budget was half the real one and tinyshakespeare's brain (3 x 128) ended a 5-minute
 run no better with 25% more steps (2.153 bits/byte held out both ways), bound by its size; 3 x 160
-reached 2.134 in less time (README)."""
+reached 2.134 in less time (README). Measured on a CPU alone: CUDA and MPS, which train eager, take
+it unmeasured (no GPU was at hand)."""
 PROBE = dict(dim=128, n_layers=2, n_heads=4, max_seq_len=128, vocab_size=1024, batch_size=8)
 """The brain the speed probe trains for a few steps (its FLOPs per token are known below)."""
 
@@ -209,6 +210,8 @@ def measure_speed(device: Any, steps: int = 9) -> float:
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     gen = torch.Generator().manual_seed(0)
     x = torch.randint(p["vocab_size"], (p["batch_size"], p["max_seq_len"] + 1), generator=gen).to(device)
+    if steps < 1:
+        raise ValueError("the probe needs at least one timed step")
     kind = getattr(device, "type", str(device))
     sync = torch.cuda.synchronize if kind == "cuda" else torch.mps.synchronize if kind == "mps" else None
     rng = torch.get_rng_state()  # the probe must not change what the baby draws

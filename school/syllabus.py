@@ -9,6 +9,8 @@ from typing import Any
 
 EVAL_SHARE = 0.05
 """A timed run spends at most about this share of its time evaluating (Syllabus.space_evals)."""
+MAX_EVAL_EVERY = 1000
+"""Evaluations spaced for their cost come at least this often (the recipe's widest spacing)."""
 
 
 @dataclass
@@ -63,8 +65,9 @@ class Syllabus:
         speed probe at birth; the real step (compiled, bf16, a busy machine) can be twice as fast
         or half as slow. Once a run has timed a few of its own steps (`step_s`), the decay ends
         when its time does, as nanoGPT's recipe does when its iterations are fitted to a budget.
-        Evaluations stay every `eval_every` steps (scaling them with the run once made a 1-minute
-        run spend a third of its time evaluating). Past the decay, nothing changes.
+        Evaluations keep their spacing in steps here (scaling it with the run once made a 1-minute
+        run spend a third of its time evaluating); `space_evals` widens it for their cost alone.
+        Past the decay, nothing changes.
         """
         if step >= self.decay_steps or step_s <= 0 or seconds_left <= 0:
             return
@@ -82,7 +85,8 @@ class Syllabus:
         """
         if eval_s > 0 and step_s > 0:
             needed = eval_s / (EVAL_SHARE * step_s)
-            self.eval_every = max(self.eval_every, 50 * math.ceil(needed / 50))
+            if needed > self.eval_every:  # a hiccup's worth at most MAX_EVAL_EVERY apart
+                self.eval_every = max(self.eval_every, min(MAX_EVAL_EVERY, 50 * math.ceil(needed / 50)))
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

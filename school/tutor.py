@@ -393,11 +393,9 @@ class Tutor:
         evaluation leaves them out, so each evaluation refits the decay to end with the time.
         Every rank takes the lead's figures: learning rates that differ by a step move the
         weights apart."""
-        syl, agree = self.syllabus, self.cohort.agree
-        step_s, seconds_left = agree(step_s), agree(seconds_left)
-        if eval_s is not None:
-            syl.space_evals(agree(eval_s), step_s)
-        syl.fit_to_time(self.step, step_s, seconds_left)
+        step_s, seconds_left, eval_s = self.cohort.agree(step_s, seconds_left, eval_s or 0.0)
+        self.syllabus.space_evals(eval_s, step_s)  # nothing to space before an evaluation (0 s)
+        self.syllabus.fit_to_time(self.step, step_s, seconds_left)
 
     # -- knowing when it memorises ---------------------------------------------------------------
 
@@ -545,6 +543,7 @@ class Tutor:
         # paused_for: this run's pauses (off the --minutes budget); paused_since_log: off the speed
         paused_for = paused_since_log = 0.0
         last_log_tokens, steps_this_run = self.tokens_seen, 0
+        eval_s = math.inf
         while True:
             self._serve_commands()
             now = time.monotonic()
@@ -581,7 +580,7 @@ class Tutor:
                 timed_from, paused_before = time.monotonic(), paused_for
             elif steps_this_run == FIT_AFTER_STEPS + 1 and opts.minutes is not None:
                 now = time.monotonic()
-                # evals and chat included, pauses not: the run's real pace
+                # chat included, pauses not (and no evaluation yet: each one refits below)
                 step_s = (now - timed_from - (paused_for - paused_before)) / FIT_AFTER_STEPS
                 self._fit_to_time(step_s, opts.minutes * 60 - (now - run_start - paused_for))
             if stats.get("skipped"):
@@ -596,13 +595,16 @@ class Tutor:
                 self._emit_step(stats, tps)
             if self.step % syl.eval_every == 0:
                 eval_start = time.monotonic()
-                self._after_eval(self.evaluate() if self.cohort.lead else None)
+                event = self.evaluate() if self.cohort.lead else None
+                # the cheapest evaluation yet: one slowed by the machine must not space them for good
+                eval_s = min(eval_s, time.monotonic() - eval_start)
+                self._after_eval(event)
                 memory.give_back()  # an eval's batches are the largest temporaries there are
                 if opts.minutes is not None and steps_this_run > FIT_AFTER_STEPS:
                     now = time.monotonic()  # the pace since the first step, evaluations included
                     pace = (now - timed_from - (paused_for - paused_before)) / (steps_this_run - 1)
                     left = opts.minutes * 60 - (now - run_start - paused_for)
-                    self._fit_to_time(pace, left, eval_s=now - eval_start)
+                    self._fit_to_time(pace, left, eval_s=eval_s)
             if not self.cohort.lead:
                 continue
             if self.step % syl.guess_every == 0:

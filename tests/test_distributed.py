@@ -45,7 +45,7 @@ def torchrun(
     home: Path,
     steps: int | None,
     minutes: float | None = None,
-    eval_every: int = 200,
+    eval_every: int = 20,
 ) -> list[dict]:
     out = tmp_path / f"out-{steps}-{minutes}"
     out.mkdir()
@@ -77,20 +77,13 @@ def test_two_ranks_train_one_baby_and_resume(tmp_path: Path, small_library: Path
     losses = [r["loss"] for r in read_jsonl(logs[0]) if r["kind"] == "step"]
     assert losses[-1] < losses[0]
 
-    again = torchrun(tmp_path, small_library, home, steps=6)
-    assert [r["step"] for r in again] == [36, 36] and again[0]["sha"] == again[1]["sha"]
-    assert load_latest(paths / "checkpoints").step == 36
-
-
-@pytest.mark.slow
-def test_a_timed_cohort_fits_its_schedule_alike_on_every_rank(tmp_path: Path, small_library: Path) -> None:
-    """Each rank times its own steps; fitted to the lead's pace they keep one learning rate, one
-    cadence of evaluations and so one set of weights."""
-    ranks = torchrun(tmp_path, small_library, tmp_path / "home", steps=None, minutes=0.06, eval_every=5)
-    assert ranks[0]["step"] == ranks[1]["step"] > 30
-    assert ranks[0]["decay_steps"] == ranks[1]["decay_steps"] != 6000  # fitted, alike
-    assert ranks[0]["eval_every"] == ranks[1]["eval_every"] > 5  # spaced to the evaluations' cost
-    assert ranks[0]["sha"] == ranks[1]["sha"]
+    # resumed for a few seconds: each rank times its own steps; fitted to the lead's pace they keep
+    # one learning rate, one cadence of evaluations and so one set of weights
+    again = torchrun(tmp_path, small_library, home, steps=None, minutes=0.06, eval_every=5)
+    assert again[0]["step"] == again[1]["step"] > 30 + 20 and again[0]["sha"] == again[1]["sha"]
+    assert again[0]["decay_steps"] == again[1]["decay_steps"] != 6000  # fitted, alike
+    assert again[0]["eval_every"] == again[1]["eval_every"] > 5  # spaced to the evaluations' cost
+    assert load_latest(paths / "checkpoints").step == again[0]["step"]
 
 
 def test_checkpoint_holds_what_rank_zero_holds(tmp_path: Path, small_library: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -84,6 +85,8 @@ def test_bad_inputs_are_refused() -> None:
 def test_the_probe_measures_a_speed() -> None:
     torch.set_num_threads(1)
     assert recipe.measure_speed(torch.device("cpu"), steps=1) > 0
+    with pytest.raises(ValueError):
+        recipe.measure_speed(torch.device("cpu"), steps=0)
 
 
 def test_the_probe_reads_a_typical_step_not_a_hiccup(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -97,7 +100,8 @@ def test_the_probe_reads_a_typical_step_not_a_hiccup(monkeypatch: pytest.MonkeyP
         clock.append(clock[0])
         return clock[0]
 
-    monkeypatch.setattr(recipe.time, "perf_counter", fake_perf_counter)
+    # the probe's clock alone, not the time module everything else reads
+    monkeypatch.setattr(recipe, "time", SimpleNamespace(perf_counter=fake_perf_counter))
     tokens = recipe.PROBE["batch_size"] * recipe.PROBE["max_seq_len"]
     assert recipe.measure_speed(torch.device("cpu"), steps=7) == pytest.approx(tokens / 0.03)
 
