@@ -13,8 +13,8 @@ memorising, not speed. Two budgets bound the brain's parameters P (its matrices,
 
 The machine's speed is an input (tokens/s of an eager fp32 training step of the PROBE brain,
 measured once at birth by `measure_speed`), so the choice is deterministic for a given library and
-speed; the batch is ~0.1 s of steps at that pace. Dropout and
-weight decay fall as the library grows; the context and vocabulary grow with it. A width of
+speed; the batch is ~0.1 s of steps at that pace. Dropout and weight decay fall as the library
+grows; the context and vocabulary grow with it. A width of
 d = (4P)^(1/3) with d/48 layers gives 12·L·d² ≈ P. Every choice can be overridden by the user.
 """
 
@@ -196,6 +196,8 @@ def measure_speed(device: Any, steps: int = 9) -> float:
     The median, as a few steps of ~35 ms are at the mercy of whatever else the machine does: the
     mean of three read 17k and 21k tokens/s in two births and 29-33k in the next five, which sized
     a 190 KB library's brain 2 x 96 instead of 3 x 128."""
+    if steps < 1:
+        raise ValueError("the probe needs at least one timed step")
     import torch
     import torch.nn.functional as F
 
@@ -210,8 +212,6 @@ def measure_speed(device: Any, steps: int = 9) -> float:
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     gen = torch.Generator().manual_seed(0)
     x = torch.randint(p["vocab_size"], (p["batch_size"], p["max_seq_len"] + 1), generator=gen).to(device)
-    if steps < 1:
-        raise ValueError("the probe needs at least one timed step")
     kind = getattr(device, "type", str(device))
     sync = torch.cuda.synchronize if kind == "cuda" else torch.mps.synchronize if kind == "mps" else None
     rng = torch.get_rng_state()  # the probe must not change what the baby draws

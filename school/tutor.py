@@ -387,13 +387,13 @@ class Tutor:
             total_tokens += y.numel()
         return total_loss / max(1, total_tokens), total_loss / (math.log(2) * max(1.0, total_bytes))
 
-    def _fit_to_time(self, step_s: float, seconds_left: float, eval_s: float | None = None) -> None:
+    def _fit_to_time(self, step_s: float, seconds_left: float, eval_s: float = 0.0) -> None:
         """Fit what is left of the schedule to a timed run's pace and, after an evaluation, space
         the evaluations to its cost (Syllabus.space_evals). The pace measured before any
         evaluation leaves them out, so each evaluation refits the decay to end with the time.
         Every rank takes the lead's figures: learning rates that differ by a step move the
         weights apart."""
-        step_s, seconds_left, eval_s = self.cohort.agree(step_s, seconds_left, eval_s or 0.0)
+        step_s, seconds_left, eval_s = self.cohort.agree(step_s, seconds_left, eval_s)
         self.syllabus.space_evals(eval_s, step_s)  # nothing to space before an evaluation (0 s)
         self.syllabus.fit_to_time(self.step, step_s, seconds_left)
 
