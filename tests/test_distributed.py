@@ -22,7 +22,10 @@ RANK_SCRIPT = textwrap.dedent(
     import hashlib, json, os, sys
     sys.path.insert(0, {root!r})
     import torch
+    import school.syllabus
     from tests.test_tutor import make_tutor
+
+    school.syllabus.EVAL_SHARE = {eval_share}
 
     library = __import__("pathlib").Path({library!r})
     tutor = make_tutor(library, log_every=5, save_every=10, eval_every={eval_every})
@@ -46,11 +49,19 @@ def torchrun(
     steps: int | None,
     minutes: float | None = None,
     eval_every: int = 20,
+    eval_share: float = 0.05,
 ) -> list[dict]:
     out = tmp_path / f"out-{steps}-{minutes}"
     out.mkdir()
     script = tmp_path / f"rank-{steps}-{minutes}.py"
-    fields = dict(library=str(library), home=str(home), steps=steps, minutes=minutes, eval_every=eval_every)
+    fields = dict(
+        library=str(library),
+        home=str(home),
+        steps=steps,
+        minutes=minutes,
+        eval_every=eval_every,
+        eval_share=eval_share,
+    )
     script.write_text(RANK_SCRIPT.format(root=str(ROOT), out=str(out), **fields))
     done = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script)],
@@ -78,8 +89,10 @@ def test_two_ranks_train_one_baby_and_resume(tmp_path: Path, small_library: Path
     assert losses[-1] < losses[0]
 
     # resumed for a few seconds: each rank times its own steps; fitted to the lead's pace they keep
-    # one learning rate, one cadence of evaluations and so one set of weights
-    again = torchrun(tmp_path, small_library, home, steps=None, minutes=0.06, eval_every=5)
+    # one learning rate, one cadence of evaluations and so one set of weights. A tiny library's
+    # evaluation can cost less than a quarter of a two-rank step, so the share is made small enough
+    # that any evaluation spaces the cadence: the spacing then rides on the timings each rank agrees
+    again = torchrun(tmp_path, small_library, home, steps=None, minutes=0.06, eval_every=5, eval_share=1e-3)
     assert again[0]["step"] == again[1]["step"] > 30 + 20 and again[0]["sha"] == again[1]["sha"]
     assert again[0]["decay_steps"] == again[1]["decay_steps"] != 6000  # fitted, alike
     assert again[0]["eval_every"] == again[1]["eval_every"] > 5  # spaced to the evaluations' cost
