@@ -8,8 +8,8 @@
 2. Key latency, measured during the app run: with the chat focused, a rare character is typed
    every ~300 ms; latency is the time until its bytes appear in the terminal output.
 3. Chat, in a headless tutor training on the main thread as the app's trainer process does (a
-   side thread only sends the messages): time to the first reply token, which waits out the
-   step under way, the reply's tokens/s after its first token, and training tokens/s with a
+   side thread only sends the messages): time to the first reply token (answered mid-step, after
+   the forward or backward under way), the reply's tokens/s after it, and training tokens/s with a
    chat message every 5 s against without. (On a side thread instead, a one-row matmul runs
    ~12x slower after training's large ones on this CPU's OpenMP pool, which is not the app.)
 Run it on a quiet machine: one other busy process slows torch several times.

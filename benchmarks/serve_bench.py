@@ -197,7 +197,7 @@ def main() -> None:
     )
     print(
         f"first token, lone request while training: median {median:.0f} ms, worst {worst:.0f} ms "
-        f"over {len(firsts)} (it waits for the step in progress)"
+        f"over {len(firsts)} (it waits for the forward or backward under way)"
     )
     print(
         f"first token, lone request to `babyterm serve`: median {s_median:.0f} ms, worst {s_worst:.0f} ms "

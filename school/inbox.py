@@ -38,6 +38,15 @@ class Inbox:
         """The next waiting command, without waiting."""
         return self.deferred.popleft() if self.deferred else self._take(block=False)
 
+    def next_of(self, kinds: tuple[type[Command], ...]) -> Command | None:
+        """The next waiting command if it is one of `kinds`; any other stays first in line, so
+        commands are still handled in the order they came."""
+        if not self.deferred:
+            if (command := self._take(block=False)) is None:
+                return None
+            self.deferred.append(command)
+        return self.deferred.popleft() if isinstance(self.deferred[0], kinds) else None
+
     def wait(self, timeout: float) -> Command | None:
         """The next command, waiting up to `timeout` seconds for one."""
         return self.deferred.popleft() if self.deferred else self._take(block=True, timeout=timeout)

@@ -1,4 +1,6 @@
-"""The baby's voice: chat replies between training steps, with what it thought of each token.
+"""The baby's voice: chat replies with what it thought of each token.
+
+Replies come between training steps, or mid-step before the optimizer moves the weights.
 
 A reply is generated in one burst (a tiny model says 100 tokens in well under a second), so every
 token comes from the same weights; a cancel and a stop are honoured between tokens. A reply can

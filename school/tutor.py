@@ -84,6 +84,9 @@ RETURN_MARGIN = 0.01
 FIT_AFTER_STEPS = 20
 """With --minutes, the schedule is fitted to the time left once this many steps (after the first,
 which may compile) have been timed (Syllabus.fit_to_time)."""
+MID_STEP_COMMANDS = (Chat, Attend, CancelChat)
+"""What may be answered mid-step or mid-evaluation (`_serve_chats`): what reads the weights and
+moves nothing; a pause, a save or a correction waits for the step to end."""
 
 
 class Tutor:
@@ -140,6 +143,7 @@ class Tutor:
         self._stopping = False
         self._recent_losses: list[float] = []
         self._bad_streak = 0
+        self._chat_s = 0.0  # chat answered mid-step, kept out of elapsed_s
         self.lr_scale = 1.0
         self._log_broken = False
         self._prepared = False
@@ -306,6 +310,7 @@ class Tutor:
                 accuracy = (logits.detach()[:, ::8].argmax(-1) == y[:, ::8]).float().mean()
             pixel_loss = F.mse_loss(pixel_pred, self.pixel_target.expand_as(pixel_pred))
             loss = lm_loss + syl.pixel_weight * pixel_loss
+        self._chat_s += self._serve_chats()  # the weights stay the last step's until the optimizer moves them
         with self.counsellor.time("backward"):
             self.optimizer.zero_grad(set_to_none=True)
             try:
@@ -381,6 +386,7 @@ class Tutor:
         """Nats per token and bits per UTF-8 byte of the text the targets stand for."""
         total_loss, total_bytes, total_tokens = 0.0, 0.0, 0
         for x, y in batches:
+            self._serve_chats()  # an evaluation is ~9 steps' work: a reply does not wait it out
             logits, _ = self.model(x)
             total_loss += F.cross_entropy(logits.float().flatten(0, 1), y.flatten(), reduction="sum").item()
             total_bytes += self.librarian.scored_bytes(self.token_bytes, x, y).item()
@@ -574,7 +580,8 @@ class Tutor:
             t0 = time.monotonic()
             stats = self.train_step()
             steps_this_run += 1
-            self.elapsed_s += time.monotonic() - t0
+            self.elapsed_s += time.monotonic() - t0 - self._chat_s
+            self._chat_s = 0.0
             if steps_this_run == 1:  # the first step may have compiled: time the steps after it
                 memory.give_back()  # and what compiling it freed
                 timed_from, paused_before = time.monotonic(), paused_for
@@ -640,6 +647,17 @@ class Tutor:
     def _serve_commands(self) -> None:
         while (command := self.inbox.next()) is not None:
             self.handle(command)
+
+    def _serve_chats(self) -> float:
+        """Answer a chat waiting now, in the middle of a step or an evaluation, rather than after
+        it: a 1 MB library's step takes ~150 ms on 2 cores and its first reply token 6 ms. Only
+        the chat's own commands jump in, and only while they are first in line. Returns the seconds
+        it took (0.0 when nothing waited), which a step keeps out of the training time."""
+        t0, served = time.monotonic(), False
+        while (command := self.inbox.next_of(MID_STEP_COMMANDS)) is not None:
+            self.handle(command)
+            served = True
+        return time.monotonic() - t0 if served else 0.0
 
     def handle(self, command: Command) -> None:
         match command:
