@@ -14,7 +14,8 @@ memorising, not speed. Two budgets bound the brain's parameters P (its matrices,
 The machine's speed is an input (tokens/s of an eager fp32 training step of the PROBE brain,
 measured once at birth by `measure_speed`), so the choice is deterministic for a given library and
 speed; the batch is ~0.1 s of steps at that pace. Dropout and weight decay fall as the library
-grows; the context and vocabulary grow with it. A width of
+grows; the context and vocabulary grow with it (the vocabulary until its head would outweigh the
+brain: HEAD_SHARE). A width of
 d = (4P)^(1/3) with d/48 layers gives 12·L·d² ≈ P. Every choice can be overridden by the user.
 """
 
@@ -47,7 +48,14 @@ bits/byte and the gap to the baby's own text: the default library 0.957 and 0.50
 0.836 without; a 190 KB notes folder 2.028 and 0.821 against 2.097 and 1.004; tinyshakespeare's
 first 90% 2.143 on the last 10% (scored by transformers) against 2.183. 0.2 and 0.25 learned less
 (2.259 on tinyshakespeare; 1.200 on the default library). Not measured at 10 MB, which 5 minutes
-reads only a few times."""
+read less than once (README)."""
+HEAD_SHARE = 0.7
+"""The output head's weights (vocabulary x width) are at most this share of the body's matrices.
+The data alone asks for 4·sqrt(bytes) tokens, 12,672 at 10 MB, where on a 2-core CPU the brain is
+3 x 160: the head then held 2.2x the body's weights and took most of each step. 5 minutes on 10 MB
+of the standard library (held-out whole modules; one 2-core Xeon, back to back) read 1.414
+bits/byte with 12,672 tokens (1,050 steps, a 44 s compile) and 1.280 with 4,096 (2,100 steps,
+21 s): a head of 0.7x the body. The libraries below ~2 MB ask for fewer tokens than this allows."""
 TRAINING_SPEEDUP = 1.9
 """How much more a recipe's brain computes per second in training (compiled, and in bf16 where the
 CPU has it natively) than the probe's eager fp32 step: 3 x 128 at 1 MB trained at 26.4k tokens/s,
@@ -151,7 +159,8 @@ def choose(
     n_layers = max(2, min(12, round(dim / 48)))
     n_heads = dim // 32  # heads of 32
 
-    vocab = vocab_size or int(min(16384, max(512, _round_to(4 * math.sqrt(library_bytes), 64))))
+    head_cap = 64 * math.floor(HEAD_SHARE * 12 * n_layers * dim / 64 + 1e-9)  # vocab x dim <= the share
+    vocab = vocab_size or int(min(16384, head_cap, max(512, _round_to(4 * math.sqrt(library_bytes), 64))))
     if context is None:
         context = 64 if library_bytes < 50_000 else 128 if library_bytes < 500_000 else 256
     if dropout is None:
