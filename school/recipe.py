@@ -54,8 +54,10 @@ HEAD_SHARE = 0.7
 The data alone asks for 4·sqrt(bytes) tokens, 12,672 at 10 MB, where on a 2-core CPU the brain is
 3 x 160: the head then held 2.2x the body's weights and took most of each step. 5 minutes on 10 MB
 of the standard library (held-out whole modules; one 2-core Xeon, back to back) read 1.414
-bits/byte with 12,672 tokens (1,050 steps, a 44 s compile) and 1.280 with 4,096 (2,100 steps,
-21 s): a head of 0.7x the body. The libraries below ~2 MB ask for fewer tokens than this allows."""
+bits/byte with 12,672 tokens (1,050 steps, a 44 s compile), 1.280 with 4,096 and 1.310 with the
+4,032 this cap gives (2,100 and 2,250 steps, ~20 s). At that Xeon's probe speed (~30k tokens/s)
+libraries under ~1 MB ask for fewer tokens than the cap; a slower machine's smaller brain caps
+sooner (1 MB at 15k tokens/s: 3 x 128 and 3,200 tokens, not 3,968; unmeasured)."""
 TRAINING_SPEEDUP = 1.9
 """How much more a recipe's brain computes per second in training (compiled, and in bf16 where the
 CPU has it natively) than the probe's eager fp32 step: 3 x 128 at 1 MB trained at 26.4k tokens/s,

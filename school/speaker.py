@@ -1,6 +1,7 @@
 """The baby's voice: chat replies with what it thought of each token.
 
-Replies come between training steps, or mid-step before the optimizer moves the weights.
+Replies come between training steps, mid-step before the optimizer moves the weights, or between
+an evaluation's batches (school/tutor.py, `_serve_chats`).
 
 A reply is generated in one burst (a tiny model says 100 tokens in well under a second), so every
 token comes from the same weights; a cancel and a stop are honoured between tokens. A reply can
@@ -10,6 +11,7 @@ works for any ChatHost: the tutor, the observer (`babyterm watch`) and `babyterm
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections import OrderedDict
@@ -35,6 +37,15 @@ from soul.best_self import BEST
 from soul.chat_log import ChatLine
 
 KEEP_INSIGHTS = 16  # replies whose per-token attention is kept for `attend`
+
+
+def rng_kept(model: Brain) -> contextlib.AbstractContextManager[None]:
+    """Random state put back on leaving: the CPU's, and a CUDA device's where the brain is on one
+    (its sampling draws there); on MPS the CPU's alone, as before (no Mac was at hand to check more)."""
+    device = next(model.parameters()).device
+    if device.type == "cuda":
+        return torch.random.fork_rng(devices=[device.index or 0], device_type="cuda")
+    return torch.random.fork_rng(devices=[], device_type="cpu")
 
 
 def sampling_from(command: Chat) -> Sampling:
@@ -105,21 +116,20 @@ class Speaker:
         h = self.host
         raw = scrub(command.text)[-MAX_PROMPT_CHARS:]
         self.prompts[command.id] = raw
-        try:
-            model, weights = self.model_for(command.weights)
-        except Exception as e:  # a missing or damaged milestone is a message, not a crash
-            return Reply(f"(cannot answer with those weights: {e})", raw, "live", refused=True)
-        self.history("you", raw, command.id, weights)
-        text, spans = parse_marks(raw)
-        ids, bias = (
-            emphasis_bias(h.tokenizer, text + "\n", spans, command.emphasis, bos=h.record.bos_prompt)
-            if text.strip()
-            else ([], [])
-        )
-        kept_ids, pieces, tokens, attention = list(ids), [], [], []
-        stream = self.stream()
-        rng_state = torch.get_rng_state()  # chatting must not change what training draws next
-        try:
+        with rng_kept(h.model):  # chatting must not change what training draws next
+            try:  # a milestone's brain is built (nn.init draws) before its weights are loaded
+                model, weights = self.model_for(command.weights)
+            except Exception as e:  # a missing or damaged milestone is a message, not a crash
+                return Reply(f"(cannot answer with those weights: {e})", raw, "live", refused=True)
+            self.history("you", raw, command.id, weights)
+            text, spans = parse_marks(raw)
+            ids, bias = (
+                emphasis_bias(h.tokenizer, text + "\n", spans, command.emphasis, bos=h.record.bos_prompt)
+                if text.strip()
+                else ([], [])
+            )
+            kept_ids, pieces, tokens, attention = list(ids), [], [], []
+            stream = self.stream()
             choices = generate(
                 model, ids, sampling_from(command), h.pixel, self.ends_reply, bias, insight=True
             )
@@ -133,8 +143,6 @@ class Speaker:
                     break
             if (rest := stream.close()) and on_piece is not None:
                 on_piece(rest, weights)
-        finally:
-            torch.set_rng_state(rng_state)
         final = stream.text.strip("\n")
         self.remember(command.id, kept_ids + pieces, len(kept_ids), bias, attention, tokens)
         self.history("baby", final, command.id, weights)

@@ -85,8 +85,9 @@ FIT_AFTER_STEPS = 20
 """With --minutes, the schedule is fitted to the time left once this many steps (after the first,
 which may compile) have been timed (Syllabus.fit_to_time)."""
 MID_STEP_COMMANDS = (Chat, Attend, CancelChat)
-"""What may be answered mid-step or mid-evaluation (`_serve_chats`): what reads the weights and
-moves nothing; a pause, a save or a correction waits for the step to end."""
+"""What may be answered mid-step or mid-evaluation (`_serve_chats`): a reply, what one token of it
+looked at, and its cancel, none of which moves anything; a pause, a save, a correction, an x-ray
+or a steer waits for the step to end."""
 
 
 class Tutor:
@@ -143,7 +144,7 @@ class Tutor:
         self._stopping = False
         self._recent_losses: list[float] = []
         self._bad_streak = 0
-        self._chat_s = 0.0  # chat answered mid-step, kept out of elapsed_s
+        self._chat_s = 0.0  # chat answered mid-step or mid-evaluation (_serve_chats), kept out of timings
         self.lr_scale = 1.0
         self._log_broken = False
         self._prepared = False
@@ -310,9 +311,9 @@ class Tutor:
                 accuracy = (logits.detach()[:, ::8].argmax(-1) == y[:, ::8]).float().mean()
             pixel_loss = F.mse_loss(pixel_pred, self.pixel_target.expand_as(pixel_pred))
             loss = lm_loss + syl.pixel_weight * pixel_loss
-        self._chat_s += self._serve_chats()  # the weights stay the last step's until the optimizer moves them
+        self.optimizer.zero_grad(set_to_none=True)  # the last step's gradients go before a reply's cache
+        self._serve_chats()  # the weights stay the last step's until the optimizer moves them
         with self.counsellor.time("backward"):
-            self.optimizer.zero_grad(set_to_none=True)
             try:
                 loss.backward()
             except Exception as e:  # a compiled step's backward compiles at its first call
@@ -577,11 +578,10 @@ class Tutor:
                 break
             # a logged step also records how far it moved each layer (a copy of the weights first)
             before = snapshot(self.model) if (self.step + 1) % syl.log_every == 0 else None
-            t0 = time.monotonic()
+            t0, self._chat_s = time.monotonic(), 0.0
             stats = self.train_step()
             steps_this_run += 1
             self.elapsed_s += time.monotonic() - t0 - self._chat_s
-            self._chat_s = 0.0
             if steps_this_run == 1:  # the first step may have compiled: time the steps after it
                 memory.give_back()  # and what compiling it freed
                 timed_from, paused_before = time.monotonic(), paused_for
@@ -601,10 +601,11 @@ class Tutor:
                 last_log_t, last_log_tokens, paused_since_log = now, self.tokens_seen, 0.0
                 self._emit_step(stats, tps)
             if self.step % syl.eval_every == 0:
-                eval_start = time.monotonic()
+                eval_start, self._chat_s = time.monotonic(), 0.0
                 event = self.evaluate() if self.cohort.lead else None
-                # the cheapest evaluation yet: one slowed by the machine must not space them for good
-                eval_s = min(eval_s, time.monotonic() - eval_start)
+                # the cheapest evaluation yet (a reply it answered left out): one slowed by the
+                # machine must not space them for good
+                eval_s = min(eval_s, time.monotonic() - eval_start - self._chat_s)
                 self._after_eval(event)
                 memory.give_back()  # an eval's batches are the largest temporaries there are
                 if opts.minutes is not None and steps_this_run > FIT_AFTER_STEPS:
@@ -648,16 +649,17 @@ class Tutor:
         while (command := self.inbox.next()) is not None:
             self.handle(command)
 
-    def _serve_chats(self) -> float:
+    def _serve_chats(self) -> None:
         """Answer a chat waiting now, in the middle of a step or an evaluation, rather than after
         it: a 1 MB library's step takes ~150 ms on 2 cores and its first reply token 6 ms. Only
-        the chat's own commands jump in, and only while they are first in line. Returns the seconds
-        it took (0.0 when nothing waited), which a step keeps out of the training time."""
+        the chat's own commands jump in, and only while they are first in line. The time they take
+        adds to `_chat_s`, which the loop keeps out of the step's and the evaluation's timings."""
         t0, served = time.monotonic(), False
         while (command := self.inbox.next_of(MID_STEP_COMMANDS)) is not None:
             self.handle(command)
             served = True
-        return time.monotonic() - t0 if served else 0.0
+        if served:
+            self._chat_s += time.monotonic() - t0
 
     def handle(self, command: Command) -> None:
         match command:

@@ -202,17 +202,17 @@ def test_a_chat_waiting_mid_step_is_answered_there_with_the_last_steps_weights(s
     tutor.prepare()
     tutor.train_step()
     weights = [p.detach().clone() for p in tutor.model.parameters()]
-    heard: list[tuple[int, bool]] = []
+    heard: list[tuple[int, bool, bool]] = []  # (step, weights unmoved, dropout's mode around it)
 
     def on(e: Event) -> None:
         if isinstance(e, ChatEvent) and e.final:
             same = all(torch.equal(p, w) for p, w in zip(tutor.model.parameters(), weights, strict=True))
-            heard.append((e.step, same))
+            heard.append((e.step, same, tutor.model.training))
 
     tutor.subscribe(on)
     tutor.send(Chat(id="m1", text="To be", max_tokens=4, temperature=0))
     tutor.train_step()
-    assert heard == [(1, True)] and tutor.step == 2
+    assert heard == [(1, True, True)] and tutor.step == 2
     assert not all(torch.equal(p, w) for p, w in zip(tutor.model.parameters(), weights, strict=True))
     assert tutor.model.training  # the reply left the step's dropout on
 
@@ -223,10 +223,28 @@ def test_a_chat_waiting_mid_step_is_answered_there_with_the_last_steps_weights(s
     assert len(heard) == 1
     assert [type(tutor.inbox.next()) for _ in range(2)] == [Pause, Chat]
 
-    # and an evaluation (many batches) answers between them, leaving eval mode for the rest
+    # and an evaluation (many batches) answers between them, in eval mode, scoring as it would alone
+    alone = tutor.evaluate()
     tutor.send(Chat(id="m3", text="To be", max_tokens=4, temperature=0))
-    tutor.evaluate()
-    assert [step for step, _ in heard] == [1, 3] and tutor.model.training
+    with_chat = tutor.evaluate()
+    assert [(step, training) for step, _, training in heard] == [(1, True), (3, False)]
+    assert (with_chat.val_bpb, with_chat.train_bpb) == (alone.val_bpb, alone.train_bpb)
+    assert tutor.model.training
+
+
+def test_chatting_leaves_trainings_random_draws_alone(small_library: Path) -> None:
+    """A sampled reply, and an earlier self's brain built to give one, draw nothing training would."""
+    tutor = make_tutor(small_library)
+    tutor.prepare()
+    tutor.train_step()
+    tutor.save_milestone()
+    events = collect(tutor)
+    state = torch.get_rng_state()
+    tutor.handle(Chat(id="l", text="To be", max_tokens=6, temperature=1.0))
+    tutor.handle(Chat(id="m", text="To be", max_tokens=6, temperature=1.0, weights=str(tutor.step)))
+    finals = [e for e in events if isinstance(e, ChatEvent) and e.final]
+    assert [e.weights for e in finals] == ["live (step 1)", "milestone step 1"]
+    assert torch.equal(torch.get_rng_state(), state)
 
 
 def test_scribe_lines_reach_the_batches(small_library: Path) -> None:
