@@ -64,8 +64,10 @@ def make_stdlib(folder: Path, target_bytes: int = 10_000_000) -> int:
     folder.mkdir(parents=True)
     total = 0
     for path in sorted(root.rglob("*.py")):
+        if total >= target_bytes:
+            break
         parts = path.relative_to(root).parts
-        if total >= target_bytes or any(p in ("test", "tests", "site-packages", "idle_test") for p in parts):
+        if any(p in ("test", "tests", "site-packages", "idle_test") for p in parts):
             continue
         shutil.copyfile(path, folder / "__".join(parts))
         total += path.stat().st_size

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -50,6 +51,16 @@ class TokenChoice:
     attention: Any = None
     """With insight: the transformer's (layers, heads, positions) weights of the step that chose
     this token, or the babyllm's windows, gates and emphasis."""
+
+
+def rng_kept(model: Brain) -> contextlib.AbstractContextManager[None]:
+    """Random state put back on leaving, so that talking changes nothing training draws next: the
+    CPU's, and a CUDA device's where the brain is on one (its sampling draws there); on MPS the
+    CPU's alone (no Mac was at hand to check more)."""
+    device = next(model.parameters()).device
+    if device.type == "cuda":
+        return torch.random.fork_rng(devices=[device.index or 0], device_type="cuda")
+    return torch.random.fork_rng(devices=[], device_type="cpu")
 
 
 def penalise(logits: torch.Tensor, s: Sampling, seen: torch.Tensor | None) -> torch.Tensor:

@@ -127,6 +127,12 @@ def flops_per_token(dim: int, n_layers: int, vocab_size: int, context: int) -> f
     return 6 * matrices + 12 * n_layers * context * dim
 
 
+def max_vocab(dim: int, n_layers: int) -> int:
+    """The largest vocabulary, in whole 64s, whose head (vocab x dim) is at most HEAD_SHARE of the
+    body's matrices (12·L·d²); the epsilon keeps 0.7 x 5,760 at 4,032, not a float's 4,031.99."""
+    return 64 * math.floor(HEAD_SHARE * 12 * n_layers * dim / 64 + 1e-9)
+
+
 def _round_to(x: float, step: int) -> int:
     return max(step, step * round(x / step))
 
@@ -161,8 +167,8 @@ def choose(
     n_layers = max(2, min(12, round(dim / 48)))
     n_heads = dim // 32  # heads of 32
 
-    head_cap = 64 * math.floor(HEAD_SHARE * 12 * n_layers * dim / 64 + 1e-9)  # vocab x dim <= the share
-    vocab = vocab_size or int(min(16384, head_cap, max(512, _round_to(4 * math.sqrt(library_bytes), 64))))
+    wanted = max(512, _round_to(4 * math.sqrt(library_bytes), 64))
+    vocab = vocab_size or int(min(16384, max_vocab(dim, n_layers), wanted))
     if context is None:
         context = 64 if library_bytes < 50_000 else 128 if library_bytes < 500_000 else 256
     if dropout is None:

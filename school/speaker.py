@@ -11,7 +11,6 @@ works for any ChatHost: the tutor, the observer (`babyterm watch`) and `babyterm
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 from collections import OrderedDict
@@ -23,7 +22,7 @@ import torch
 
 from brain import Brain
 from brain.babyllm import window_reach
-from brain.generate import Sampling, TokenChoice, generate
+from brain.generate import Sampling, TokenChoice, generate, rng_kept
 from school.chat_host import ChatHost
 from school.commands import Attend, Chat, Correct, Steer, Teach, XRayRequest
 from school.emphasis import emphasis_bias, parse_marks
@@ -37,15 +36,6 @@ from soul.best_self import BEST
 from soul.chat_log import ChatLine
 
 KEEP_INSIGHTS = 16  # replies whose per-token attention is kept for `attend`
-
-
-def rng_kept(model: Brain) -> contextlib.AbstractContextManager[None]:
-    """Random state put back on leaving: the CPU's, and a CUDA device's where the brain is on one
-    (its sampling draws there); on MPS the CPU's alone, as before (no Mac was at hand to check more)."""
-    device = next(model.parameters()).device
-    if device.type == "cuda":
-        return torch.random.fork_rng(devices=[device.index or 0], device_type="cuda")
-    return torch.random.fork_rng(devices=[], device_type="cpu")
 
 
 def sampling_from(command: Chat) -> Sampling:

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 import torch
 
 from brain import Brain
-from brain.generate import Sampling, TokenChoice, generate
+from brain.generate import Sampling, TokenChoice, generate, rng_kept
 from school.chat_host import ChatHost
 from school.commands import Steer, Teach, XRayRequest
 from school.events import ChatEvent, TaughtEvent, XRayEvent
@@ -119,16 +119,13 @@ class Steering:
         attention = list(seen["attention"][: command.index + 1])
         ids = [*prefix, command.token_id]
         rest = 120 - command.index - 1
-        rng_state = torch.get_rng_state()
-        try:
+        with rng_kept(h.model):
             if rest > 0 and not sp.ends_reply(ids[seen["n_prompt"] :]):
                 sampling = Sampling(temperature=0.0, max_tokens=rest)
                 for choice in generate(h.model, ids, sampling, h.pixel, sp.ends_reply, insight=True):
                     ids.append(choice.id)
                     tokens.append(sp.describe(choice))
                     attention.append(choice.attention)
-        finally:
-            torch.set_rng_state(rng_state)
         text = decode(h.tokenizer, ids[seen["n_prompt"] :], continuation=True).strip("\n")
         prompt = sp.prompts.get(command.reply_id, "")
         sp.prompts[command.id] = prompt

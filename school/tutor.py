@@ -654,12 +654,10 @@ class Tutor:
         it: a 1 MB library's step takes ~150 ms on 2 cores and its first reply token 6 ms. Only
         the chat's own commands jump in, and only while they are first in line. The time they take
         adds to `_chat_s`, which the loop keeps out of the step's and the evaluation's timings."""
-        t0, served = time.monotonic(), False
+        t0 = time.monotonic()
         while (command := self.inbox.next_of(MID_STEP_COMMANDS)) is not None:
             self.handle(command)
-            served = True
-        if served:
-            self._chat_s += time.monotonic() - t0
+        self._chat_s += time.monotonic() - t0
 
     def handle(self, command: Command) -> None:
         match command:

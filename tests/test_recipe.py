@@ -56,7 +56,7 @@ def test_it_grows_with_the_library(speed: float) -> None:
 
 
 def _head_cap(r: recipe.Recipe) -> int:
-    return 64 * int(recipe.HEAD_SHARE * 12 * r.n_layers * r.dim / 64 + 1e-9)
+    return recipe.max_vocab(r.dim, r.n_layers)
 
 
 @pytest.mark.parametrize("speed", [CPU, GPU])
