@@ -16,7 +16,7 @@ One run, one machine, from a cold start:
    scored the same way on the same held-out text (one char is one byte: tinyshakespeare is ASCII).
 
 Usage: ``python benchmarks/honest_split.py [--minutes 5] [--text PATH] [--preset tiny] [--skip-nanogpt]
-[--train-args '--dropout 0.2']``.
+[--train-args '--dropout 0.2'] [--probe-speed 30000]``.
 Run it alone: a second busy process on 2 cores slows torch several times.
 """
 
@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import subprocess
 import sys
 import tempfile
@@ -177,8 +178,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--preset", default=None, help="a named preset instead of the recipe (e.g. tiny)")
     p.add_argument("--skip-nanogpt", action="store_true")
+    p.add_argument(
+        "--probe-speed",
+        type=float,
+        default=None,
+        metavar="TOKENS_S",
+        help="size the baby for this probe speed, not a measured one (BABYTERM_PROBE_SPEED): "
+        "runs compared in pairs then get the same brain",
+    )
     p.add_argument("--train-args", default="", help="more `babyterm train` options, e.g. '--dropout 0.2'")
     args = p.parse_args(argv)
+    if args.probe_speed is not None:
+        os.environ["BABYTERM_PROBE_SPEED"] = str(args.probe_speed)  # the children read it
     torch.set_num_threads(args.threads)
     print(cpu_line(), flush=True)
     learn, held = split_text(args.text.read_text(encoding="utf-8"))

@@ -1,6 +1,7 @@
 """Small libraries as users bring them: best and last held-out bits/byte, and the gap to its own text.
 
     python benchmarks/small_library.py [--minutes 5] [--which default,notes] [--train-args '--preset tiny']
+                                        [--probe-speed 30000]
 
 Each run is `babyterm train --minutes M` in a fresh home, in its own process, exactly as a user
 would run it (the recipe sizes the baby). The figures are babyterm's own evals from the run log:
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -109,8 +111,18 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--minutes", type=float, default=5.0)
     p.add_argument("--which", default="default,notes")
+    p.add_argument(
+        "--probe-speed",
+        type=float,
+        default=None,
+        metavar="TOKENS_S",
+        help="size the baby for this probe speed, not a measured one (BABYTERM_PROBE_SPEED): "
+        "runs compared in pairs then get the same brain",
+    )
     p.add_argument("--train-args", default="", help="more `babyterm train` options, e.g. '--dropout 0.2'")
     args = p.parse_args(argv)
+    if args.probe_speed is not None:
+        os.environ["BABYTERM_PROBE_SPEED"] = str(args.probe_speed)  # the children read it
     with tempfile.TemporaryDirectory() as tmp:
         for which in args.which.split(","):
             library = None

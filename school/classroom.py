@@ -192,9 +192,14 @@ def _give_birth(paths, options, brain_overrides, device, progress, warn) -> tupl
         chosen = None
         if options.preset is None and brain == DEFAULT_BRAIN:  # no named size: fit it to the library
             size = Library.open(options.library).n_bytes  # silent: Librarian.prepare logs what it skips
+            try:
+                pinned = recipes.pinned_speed()
+            except ValueError as e:
+                raise SoulError(str(e)) from None
             progress("measuring", 0.0, "how fast this machine learns")
-            speed = recipes.measure_speed(device)
-            progress("measuring", 1.0, f"{speed:,.0f} tokens/s")
+            speed = pinned or recipes.measure_speed(device)
+            pin = f" (pinned by {recipes.SPEED_ENV})" if pinned else ""
+            progress("measuring", 1.0, f"{speed:,.0f} tokens/s{pin}")
             chosen = recipes.choose(
                 size,
                 speed,
@@ -237,7 +242,7 @@ def _give_birth(paths, options, brain_overrides, device, progress, warn) -> tupl
         )
         record.save(paths)  # written last: a baby exists once its config.json does
     except BaseException:
-        if fresh:  # a birth that failed leaves nothing behind (the lock goes with its holder)
+        if fresh and paths.root.is_dir():  # a failed birth leaves nothing (the lock goes with its holder)
             for leftover in paths.root.iterdir():
                 if leftover.name != paths.lock.name:
                     shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink(missing_ok=True)

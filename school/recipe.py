@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -204,6 +205,26 @@ def choose(
         library_bytes=int(library_bytes),
         tokens_per_s=float(tokens_per_s),
     )
+
+
+SPEED_ENV = "BABYTERM_PROBE_SPEED"
+"""Tokens/s to size a new baby by instead of measuring: two runs compared in a benchmark then get
+the same brain (the probe's reading drifts ~10% with the machine's hour, enough to move the recipe
+from 3 x 128 to 3 x 160 on the default library)."""
+
+
+def pinned_speed() -> float | None:
+    """The speed SPEED_ENV pins, or None where it is unset; ValueError for anything but tokens/s above 0."""
+    value = os.environ.get(SPEED_ENV, "").strip()
+    if not value:
+        return None
+    try:
+        speed = float(value)
+    except ValueError:
+        speed = math.nan
+    if not (speed > 0 and math.isfinite(speed)):
+        raise ValueError(f"{SPEED_ENV} must be a speed in tokens/s above 0, not {value!r}")
+    return speed
 
 
 def measure_speed(device: Any, steps: int = 9) -> float:

@@ -158,6 +158,36 @@ def test_a_baby_born_without_a_preset_follows_the_recipe_and_records_it(tmp_path
         )
 
 
+def test_a_pinned_speed_sizes_the_baby_without_the_probe(tmp_path, small_library, monkeypatch) -> None:
+    """BABYTERM_PROBE_SPEED gives two benchmark runs the same brain: the recipe reads it, and the
+    probe, whose reading drifts with the machine, never runs."""
+    from soul.paths import SoulError
+
+    def no_probe(device):
+        raise AssertionError("the probe ran")
+
+    monkeypatch.setattr(recipe, "measure_speed", no_probe)
+    monkeypatch.setenv(recipe.SPEED_ENV, "123456")
+    said = []
+    options = TrainOptions(home=str(tmp_path), library=str(small_library), device="cpu", threads=1)
+    room = open_classroom(options, {}, {}, lambda *a: said.append(a), lambda m: None)
+    r = json.loads(room.paths.config.read_text())["recipe"]
+    assert r["tokens_per_s"] == 123456.0
+    assert r["dim"] == recipe.choose(small_library.stat().st_size, 123456.0).dim
+    assert any("pinned" in str(a) for a in said)
+    for bad in ("fast", "0", "-5", "inf", "nan"):
+        monkeypatch.setenv(recipe.SPEED_ENV, bad)
+        with pytest.raises(SoulError, match="BABYTERM_PROBE_SPEED must be"):
+            open_classroom(
+                TrainOptions(home=str(tmp_path / bad), library=str(small_library), device="cpu", threads=1),
+                {},
+                {},
+                lambda *a: None,
+                lambda m: None,
+            )
+        assert not (tmp_path / bad / "babies" / "baby").exists()  # no half-born baby
+
+
 def test_a_named_preset_keeps_its_sizes_and_takes_the_overrides(tmp_path, small_library) -> None:
     torch.set_num_threads(1)
     options = TrainOptions(
