@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import subprocess
 import sys
 import tempfile
@@ -37,6 +36,8 @@ import torch.nn.functional as F
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
+import probe_pin  # noqa: E402
+
 DEFAULT_TEXT = ROOT.parent / "shared" / "data" / "tinyshakespeare.txt"
 
 
@@ -178,18 +179,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--preset", default=None, help="a named preset instead of the recipe (e.g. tiny)")
     p.add_argument("--skip-nanogpt", action="store_true")
-    p.add_argument(
-        "--probe-speed",
-        type=float,
-        default=None,
-        metavar="TOKENS_S",
-        help="size the baby for this probe speed, not a measured one (BABYTERM_PROBE_SPEED): "
-        "runs compared in pairs then get the same brain",
-    )
+    probe_pin.add_option(p)
     p.add_argument("--train-args", default="", help="more `babyterm train` options, e.g. '--dropout 0.2'")
     args = p.parse_args(argv)
-    if args.probe_speed is not None:
-        os.environ["BABYTERM_PROBE_SPEED"] = str(args.probe_speed)  # the children read it
+    probe_pin.apply(args)
     torch.set_num_threads(args.threads)
     print(cpu_line(), flush=True)
     learn, held = split_text(args.text.read_text(encoding="utf-8"))

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -37,6 +36,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import probe_pin  # noqa: E402
+
 SHAKESPEARE = ROOT.parent / "shared" / "data" / "tinyshakespeare.txt"
 
 
@@ -111,18 +113,10 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--minutes", type=float, default=5.0)
     p.add_argument("--which", default="default,notes")
-    p.add_argument(
-        "--probe-speed",
-        type=float,
-        default=None,
-        metavar="TOKENS_S",
-        help="size the baby for this probe speed, not a measured one (BABYTERM_PROBE_SPEED): "
-        "runs compared in pairs then get the same brain",
-    )
+    probe_pin.add_option(p)
     p.add_argument("--train-args", default="", help="more `babyterm train` options, e.g. '--dropout 0.2'")
     args = p.parse_args(argv)
-    if args.probe_speed is not None:
-        os.environ["BABYTERM_PROBE_SPEED"] = str(args.probe_speed)  # the children read it
+    probe_pin.apply(args)
     with tempfile.TemporaryDirectory() as tmp:
         for which in args.which.split(","):
             library = None
