@@ -92,7 +92,7 @@ def apply_rope(x: torch.Tensor, rot: torch.Tensor) -> torch.Tensor:
     fuse into the kernels around them. There the rotation is x·(c0 c0 c1 c1 ..) + swap(x)·(-s0 s0
     -s1 s1 ..), the pair swap a flip of each pair: the same products and sums as picking x0 and x1
     apart and stacking them back, but inductor's kernels for it, the backward's above all, ran in
-    ~75% of the time (a ~7% faster step at nanoGPT's size on a 2-core Xeon).
+    ~75% of the time (a 5-7% faster step at nanoGPT's size on a 2-core Xeon).
     """
     pairs = x.float().unflatten(-1, (-1, 2))  # (B, T, h, hs/2, 2)
     if rot.is_complex() and x.device.type != "mps":  # complex kernels are patchy on mps

@@ -196,9 +196,11 @@ def _give_birth(paths, options, brain_overrides, device, progress, warn) -> tupl
                 pinned = recipes.pinned_speed()
             except ValueError as e:
                 raise SoulError(str(e)) from None
-            progress("measuring", 0.0, "how fast this machine learns")
-            speed = pinned or recipes.measure_speed(device)
-            pin = f" (pinned by {recipes.SPEED_ENV})" if pinned else ""
+            if pinned is None:
+                progress("measuring", 0.0, "how fast this machine learns")
+                speed, pin = recipes.measure_speed(device), ""
+            else:
+                speed, pin = pinned, f" (pinned by {recipes.SPEED_ENV})"
             progress("measuring", 1.0, f"{speed:,.0f} tokens/s{pin}")
             chosen = recipes.choose(
                 size,
