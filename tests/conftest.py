@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -10,14 +11,21 @@ DATA = Path(__file__).resolve().parent / "data"
 """The suite's own data (see data/README.md): nothing is read from beside the project."""
 
 
+@pytest.fixture(scope="session", autouse=True)
+def eager_steps() -> Iterator[None]:
+    """--compile auto would compile every baby's training step (15-25 s each on 2 cores), those
+    that module-scoped fixtures make before any test's own fixtures run included (one module's
+    three babies took 82 s on a 2-core AVX2 machine); tests/test_compiler.py compiles one for real."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("BABYTERM_COMPILE", "off")
+        yield
+
+
 @pytest.fixture(autouse=True)
 def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Every test gets its own BABYTERM_HOME, so nothing touches the user's real babies."""
     home = tmp_path / "home"
     monkeypatch.setenv("BABYTERM_HOME", str(home))
-    # --compile auto would compile every test's training step (15-25 s each on 2 cores);
-    # tests/test_compiler.py compiles one for real
-    monkeypatch.setenv("BABYTERM_COMPILE", "off")
     return home
 
 
