@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from school import compiler
+
 DATA = Path(__file__).resolve().parent / "data"
 """The suite's own data (see data/README.md): nothing is read from beside the project."""
 
@@ -17,7 +19,7 @@ def eager_steps() -> Iterator[None]:
     that module-scoped fixtures make before any test's own fixtures run included (one module's
     three babies took 82 s on a 2-core AVX2 machine); tests/test_compiler.py compiles one for real."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("BABYTERM_COMPILE", "off")
+        patch.setenv(compiler.ENV, "off")
         yield
 
 

@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 KILL_TRIALS = 12
-"""~1 s each: the suite must stay under 5 minutes on a 2-core Zen 1 (it took 5:01 there with 20);
+"""~1 s each: the suite must stay under 5 minutes on 2 cores, and on a Zen 1 it took ~5 with 20;
 tests/stress/kill_trials.py runs 200."""
 
 
