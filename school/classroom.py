@@ -29,6 +29,29 @@ CONVENTIONS = {"split": "tail", "pieces": "words-v2", "bos": "document-start"}
 """What a baby born now records (soul/record.py): held-out tails, pieces within words, <s> first."""
 
 
+MAX_THREADS = 8
+"""More torch threads than this gain nothing at a baby's sizes and starve the app of a core."""
+
+
+def default_threads() -> int:
+    """Torch CPU threads when --threads is not given: OMP_NUM_THREADS where the user set it, else
+    the cores this process may run on (taskset, a container's cpuset), up to MAX_THREADS.
+
+    Both matter on a shared 2-core machine: two torch processes of 2 threads each, side by side,
+    spin against each other and each runs several times slower than alone."""
+    try:
+        asked = int(os.environ.get("OMP_NUM_THREADS", ""))
+    except ValueError:
+        asked = 0
+    if asked > 0:
+        return asked
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS and Windows have no affinity mask to read
+        cores = os.cpu_count() or 1
+    return max(1, min(MAX_THREADS, cores))
+
+
 def resolve_device(name: str) -> torch.device:
     """auto picks CUDA, then Apple's MPS, then the CPU; an explicit choice must exist here."""
     if name == "auto":
@@ -140,7 +163,7 @@ def open_classroom(
     device = resolve_device(options.device)
     check_precision(options.precision)  # before a birth: a bad name costs nothing
     if device.type == "cpu":
-        torch.set_num_threads(options.threads or max(1, min(8, os.cpu_count() or 1)))
+        torch.set_num_threads(options.threads or default_threads())
     if paths.exists():
         record = BabyRecord.load(paths)
         _refuse_mismatch(paths, record, options)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +21,22 @@ def eager_steps() -> Iterator[None]:
     three babies took 82 s on a 2-core AVX2 machine); tests/test_compiler.py compiles one for real."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv(compiler.ENV, "off")
+        yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_thread_per_worker() -> Iterator[None]:
+    """The suite runs in pytest-xdist workers (pyproject's addopts), one per core: each worker and
+    every babyterm it starts (OMP_NUM_THREADS, which default_threads honours) keep to one torch
+    thread, as two 2-thread processes on 2 cores spin against each other several times slower."""
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        yield
+        return
+    import torch
+
+    torch.set_num_threads(1)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("OMP_NUM_THREADS", "1")
         yield
 
 

@@ -113,3 +113,14 @@ def test_new_babies_record_their_conventions_and_old_ones_keep_theirs(tmp_path, 
     assert old.record.split == "interleave" and not old.record.bos_prompt
     assert old.librarian.manifest.split == "interleave" and old.librarian.manifest.chunk > 0
     assert old.librarian.tokenizer.to_str() == room.librarian.tokenizer.to_str()  # its own for life
+
+
+def test_default_threads_honour_omp_num_threads_then_the_cores_this_process_may_use(monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert classroom.default_threads() == 3
+    monkeypatch.setattr(classroom.os, "sched_getaffinity", lambda pid: {0, 5}, raising=False)
+    for unset in ("", "lots", "0"):
+        monkeypatch.setenv("OMP_NUM_THREADS", unset)
+        assert classroom.default_threads() == 2  # the two cores this process may use, not all
+    monkeypatch.setattr(classroom.os, "sched_getaffinity", lambda pid: set(range(64)), raising=False)
+    assert classroom.default_threads() == classroom.MAX_THREADS
