@@ -102,7 +102,10 @@ SHARED: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
             help="bf16 autocast or fp32 (default auto: bf16 on CUDA and on CPUs with native bf16)",
         ),
     ),
-    "threads": (("--threads",), dict(type=int, help="torch CPU threads (default: all cores, up to 8)")),
+    "threads": (
+        ("--threads",),
+        dict(type=int, help="torch CPU threads (default: OMP_NUM_THREADS, else the usable cores, up to 8)"),
+    ),
     "seed": (("--seed",), dict(type=int, help="random seed (default: 1337 to train, none to chat)")),
     "compile": (
         ("--compile",),
