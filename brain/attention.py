@@ -120,7 +120,7 @@ class AttentionLM(Brain):
                 nn.init.zeros_(m.bias)
         nn.init.zeros_(self.pixel_in.weight)  # a newborn ignores its colour; the pixel earns its say
 
-    def _run(self, tokens, pixel, cache=None, key_bias=None, need_weights=False):
+    def _run(self, tokens, pixel, cache=None, key_bias=None, need_weights=False, last_only=False):
         B, T = tokens.shape
         start = cache.pos if cache is not None else 0
         if start + T > self.config.max_seq_len:
@@ -134,7 +134,7 @@ class AttentionLM(Brain):
         if cache is not None:
             cache.pos += T
         h = self.norm(x)
-        return self.output(h), self.pixel_head(h), weights
+        return self.output(h[:, -1:] if last_only else h), self.pixel_head(h), weights
 
     def forward(
         self, tokens: torch.Tensor, pixel: torch.Tensor | None = None
@@ -155,13 +155,15 @@ class AttentionLM(Brain):
         pixel: torch.Tensor | None = None,
         key_bias: torch.Tensor | None = None,
         need_weights: bool = False,
+        last_only: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor] | tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
         """Run `tokens` (B, t) after the cached positions and advance the cache.
 
         key_bias adds a log-weight to chosen key positions (emphasis). With need_weights the head's
         weights, [(B, 1, t, pos+t)] (one layer of one head, the transformer's layout), come third.
+        last_only: the last position's logits alone, (B, 1, V), as generation reads them.
         """
-        logits, pixel_pred, weights = self._run(tokens, pixel, cache, key_bias, need_weights)
+        logits, pixel_pred, weights = self._run(tokens, pixel, cache, key_bias, need_weights, last_only)
         if need_weights:
             return logits, pixel_pred, [weights]
         return logits, pixel_pred

@@ -208,6 +208,7 @@ class BabyLLM(Brain):
         pixel: torch.Tensor | None,
         cache: BabyCache | None = None,
         key_bias: torch.Tensor | None = None,
+        last_only: bool = False,
     ):
         B, T = tokens.shape
         start = cache.pos if cache is not None else 0
@@ -244,7 +245,7 @@ class BabyLLM(Brain):
             cache.memory = [(ms1, ml1), (ms2, ml2)]
             cache.pos += T
         hidden = self.norm(self.dropout(y2))
-        return self.output(hidden), self.pixel_head(hidden), (g1, g2)
+        return self.output(hidden[:, -1:] if last_only else hidden), self.pixel_head(hidden), (g1, g2)
 
     def forward(
         self, tokens: torch.Tensor, pixel: torch.Tensor | None = None
@@ -265,14 +266,16 @@ class BabyLLM(Brain):
         pixel: torch.Tensor | None = None,
         key_bias: torch.Tensor | None = None,
         need_weights: bool = False,
+        last_only: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor] | tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
         """Run `tokens` (B, t) after the cached positions and advance the cache.
 
         With need_weights a third item describes what the new tokens were read with: the window
         sizes and their mix (K,), the input blend (3,), and each memory layer's gate averaged over
         channels, "gates": [(B, t), (B, t)] (1 = leaning on memory, 0 = on the present input).
+        last_only: the last position's logits alone, (B, 1, V), as generation reads them.
         """
-        logits, pixel_pred, gates = self._run(tokens, pixel, cache, key_bias)
+        logits, pixel_pred, gates = self._run(tokens, pixel, cache, key_bias, last_only)
         if not need_weights:
             return logits, pixel_pred
         info = {

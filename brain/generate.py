@@ -212,7 +212,7 @@ def _forward_last(
 ) -> tuple[torch.Tensor, Any]:
     """Run the new tokens (1, t) after what `cache` holds and return the last position's logits."""
     key_bias = torch.tensor(bias, device=new.device) if bias is not None else None
-    out = model.step(new, cache, pixel, key_bias=key_bias, need_weights=insight)
+    out = model.step(new, cache, pixel, key_bias=key_bias, need_weights=insight, last_only=True)
     logits = out[0][0, -1]
     if not insight:
         return logits, None

@@ -97,17 +97,21 @@ class MLP(Brain):
         pixel: torch.Tensor | None = None,
         key_bias: torch.Tensor | None = None,
         need_weights: bool = False,
+        last_only: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor] | tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
         """Run `tokens` (B, t) after the cached window and advance the cache.
 
         key_bias (emphasis) is accepted and has no effect: a fixed window has no weights to tilt.
         With need_weights the third item is the window's reach in the attention layout,
         [(B, 1, t, pos+t)]: 1/W on each token a position reads, 0 elsewhere (the MLP weighs
-        nothing; every token in its window counts, everything older is invisible).
+        nothing; every token in its window counts, everything older is invisible). last_only:
+        the last position's logits alone, (B, 1, V), as generation reads them.
         """
         B, T = tokens.shape
         start = cache.pos
         logits, pixel_pred, cache.prev = self._run(self.tok_embeddings(tokens), cache.prev, pixel)
+        if last_only:
+            logits = logits[:, -1:]
         cache.pos += T
         if not need_weights:
             return logits, pixel_pred

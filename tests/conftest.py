@@ -40,6 +40,17 @@ def one_thread_per_worker() -> Iterator[None]:
         yield
 
 
+@pytest.fixture(scope="session", autouse=True)
+def kernels_apart(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The C decode step (brain/native.py) is built into the session's temp folder, not the
+    user's cache: once per worker, ~0.6 s."""
+    from brain import native
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(native.CACHE_ENV, str(tmp_path_factory.mktemp("kernels")))
+        yield
+
+
 @pytest.fixture(autouse=True)
 def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Every test gets its own BABYTERM_HOME, so nothing touches the user's real babies."""

@@ -251,3 +251,17 @@ def test_the_plain_draw_picks_what_the_general_rules_pick() -> None:
             assert [i for i, _ in choice.top] == torch.topk(probs, 5).indices.tolist()
             top = torch.topk(probs, 2).values
             assert choice.margin == pytest.approx(float(top[0] - top[1]), rel=1e-5)
+
+
+@pytest.mark.parametrize("name", ["mlp", "attention", "transformer", "babyllm"])
+def test_a_prefill_for_the_last_position_alone_gives_its_logits(name: str) -> None:
+    """Generation asks a prefill for the last position's logits only (the head over every
+    position was a quarter of a 64-token prefill): they must be the full prefill's last row."""
+    torch.manual_seed(0)
+    model = build_brain(preset_config(name, "tiny", 97, max_seq_len=24)).eval()
+    x, pixel = torch.randint(0, 97, (1, 10)), torch.tensor([0.8, 0.1, 0.5])
+    full = model.step(x, model.new_cache(1), pixel)
+    last = model.step(x, model.new_cache(1), pixel, last_only=True)
+    assert last[0].shape == (1, 1, 97)
+    torch.testing.assert_close(last[0], full[0][:, -1:])
+    torch.testing.assert_close(last[1], full[1])  # the pixel still sees every position
