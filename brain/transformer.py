@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from brain.base import Brain, BrainConfig, PixelHead, pixel_input
+from brain.base import Brain, BrainConfig, PixelHead, pause_point, pixel_input
 from brain.head_loss import linear_cross_entropy
 from brain.native import NativeDecoder, library
 
@@ -290,6 +290,8 @@ class Transformer(Brain):
             layer_cache = (cache.k[i], cache.v[i], start) if cache is not None else None
             x, w = layer(x, rope, layer_cache, mask, need_weights)
             attentions.append(w)
+            if self.pause is not None and torch.is_grad_enabled():
+                x = pause_point(x, self.pause)
         if cache is not None:
             cache.pos += T
         h = self.norm(x)

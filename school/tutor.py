@@ -255,6 +255,8 @@ class Tutor:
             steps_left=None if steps is None else max(0, steps - self.step),
             minutes=self.options.minutes,
         )
+        if self.cohort.world == 1:  # a torchrun run is headless: nobody chats with its ranks
+            self.model.pause = self._serve_chats  # a reply waits for a layer, not a whole step
         memory.give_back()  # what the probes and the tokenizer's training freed
 
     @property
@@ -651,7 +653,9 @@ class Tutor:
 
     def _serve_chats(self) -> None:
         """Answer a chat waiting now, in the middle of a step or an evaluation, rather than after
-        it: a 1 MB library's step takes ~150 ms on 2 cores and its first reply token 6 ms. Only
+        it: a 1 MB library's step takes ~200 ms on 2 cores and its first reply token 6 ms. A step
+        calls this after every layer of its forward and again of its backward (the brain's
+        `pause`), and between the two; an evaluation between its batches. Only
         the chat's own commands jump in, and only while they are first in line. The time they take
         adds to `_chat_s`, which the loop keeps out of the step's and the evaluation's timings."""
         t0 = time.monotonic()

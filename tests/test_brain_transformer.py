@@ -154,3 +154,28 @@ def test_one_token_steps_match_the_window_forward() -> None:
     m.step(x[:, :4], cache)
     steps = [m.step(x[:, i : i + 1], cache)[0] for i in range(4, 9)]  # the one-token decode path
     torch.testing.assert_close(torch.cat(steps, dim=1), m(x)[0][:, 4:], atol=1e-5, rtol=1e-5)
+
+
+def test_training_pauses_between_layers_forward_and_backward_and_leaves_gradients_alone() -> None:
+    """`pause` (the tutor answering a chat) runs after each layer in the forward and again when
+    the backward reaches it, never outside training, and changes no gradient."""
+    m = learned(tiny())  # two layers
+    x, y = torch.randint(0, 97, (2, 12)), torch.randint(0, 97, (2, 12))
+    m(x, None, y)[0].backward()
+    alone = [p.grad for p in m.parameters()]  # the pixel head's None: no pixel loss here
+    m.zero_grad(set_to_none=True)
+    calls: list[bool] = []
+    m.pause = lambda: calls.append(torch.is_grad_enabled())
+    loss = m(x, None, y)[0]
+    assert len(calls) == 2
+    loss.backward()
+    assert len(calls) == 4
+    assert all(
+        (p.grad is None and g is None) or torch.equal(p.grad, g)
+        for p, g in zip(m.parameters(), alone, strict=True)
+    )
+    assert sum(g is not None for g in alone) > 10
+    with torch.no_grad():
+        m(x)
+    m.step(x, m.new_cache(2))
+    assert len(calls) == 4

@@ -196,8 +196,9 @@ def test_chat_cancel_stops_a_reply(small_library: Path) -> None:
 
 
 def test_a_chat_waiting_mid_step_is_answered_there_with_the_last_steps_weights(small_library: Path) -> None:
-    """A reply does not wait out the step under way (a 1 MB step is ~150 ms on 2 cores): it is
-    answered between the forward and the backward, before the optimizer moves anything."""
+    """A reply does not wait out the step under way (a 1 MB step is ~200 ms on 2 cores): it is
+    answered at the step's next pause (after a layer, or between the forward and the backward),
+    before the optimizer moves anything."""
     tutor = make_tutor(small_library)
     tutor.prepare()
     tutor.train_step()
@@ -230,6 +231,32 @@ def test_a_chat_waiting_mid_step_is_answered_there_with_the_last_steps_weights(s
     assert [(step, training) for step, _, training in heard] == [(1, True), (3, False)]
     assert (with_chat.val_bpb, with_chat.train_bpb) == (alone.val_bpb, alone.train_bpb)
     assert tutor.model.training
+
+
+def test_a_chat_sent_during_the_backward_is_answered_between_its_layers(small_library: Path) -> None:
+    """The step pauses after every layer, in the backward too: a chat that arrives there waits for
+    one layer's work, not for the rest of the step (the embeddings' gradient comes last)."""
+    tutor = make_tutor(small_library)
+    tutor.prepare()
+    tutor.train_step()
+    layers, calls, order = tutor.model.config.n_layers, 0, []
+    pause = tutor.model.pause
+    assert pause is not None
+
+    def pausing() -> None:
+        nonlocal calls
+        calls += 1
+        if calls == layers + 1:  # the backward's first pause: the forward made one per layer
+            order.append("sent")
+            tutor.send(Chat(id="b1", text="To be", max_tokens=3, temperature=0))
+        pause()
+
+    tutor.model.pause = pausing
+    tutor.subscribe(lambda e: order.append("answered") if isinstance(e, ChatEvent) and e.final else None)
+    tutor.model.tok_embeddings.weight.register_hook(lambda _grad: order.append("embeddings' gradient"))
+    tutor.train_step()
+    assert calls == 2 * layers
+    assert order == ["sent", "answered", "embeddings' gradient"]
 
 
 def test_chatting_leaves_trainings_random_draws_alone(small_library: Path) -> None:
