@@ -70,8 +70,8 @@ class Brain(nn.Module):
     pause: Callable[[], None] | None = None
     """Called between layers while training, once in the forward and once in the backward: the
     tutor answers a chat waiting there (`Tutor._serve_chats`), so a reply waits for one layer's
-    work rather than the rest of a step (~250 ms on 2 cores). torch.compile splits the step there
-    (measured: no slower). The transformer calls it; the smaller brains' steps are short."""
+    work rather than the rest of the step. torch.compile splits the step there (measured: no
+    slower). The transformer calls it; the smaller brains' steps are short."""
     scores_targets: ClassVar[bool] = False
     """True where `forward(tokens, pixel, targets)` returns (loss, pixel_pred, accuracy) itself,
     without materialising the logits (brain/head_loss.py); the tutor trains through it then."""
