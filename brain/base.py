@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -75,6 +76,15 @@ class Brain(nn.Module):
     scores_targets: ClassVar[bool] = False
     """True where `forward(tokens, pixel, targets)` returns (loss, pixel_pred, accuracy) itself,
     without materialising the logits (brain/head_loss.py); the tutor trains through it then."""
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Brain:
+        """A copy of the brain without its `pause`: that is the tutor's (its locks and queues
+        would be copied too), and a copy is not the model the tutor trains."""
+        clone = type(self).__new__(type(self))
+        memo[id(self)] = clone
+        state = {k: v for k, v in self.__dict__.items() if k != "pause"}
+        clone.__setstate__(copy.deepcopy(state, memo))
+        return clone
 
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters())

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import math
+import threading
 
 import pytest
 import torch
@@ -179,3 +181,27 @@ def test_training_pauses_between_layers_forward_and_backward_and_leaves_gradient
         m(x)
     m.step(x, m.new_cache(2))
     assert len(calls) == 4
+
+
+def test_a_deep_copy_keeps_the_weights_and_leaves_the_tutors_pause_behind() -> None:
+    """`pause` is the tutor's (locks, queues): a copy of the brain must not copy it, or fail on
+    it, and must not call back into the tutor that trains the original."""
+    m = learned(tiny())
+
+    class Tutorish:
+        def __init__(self) -> None:
+            self.lock = threading.Lock()  # what made copying fail: locks cannot be copied
+
+        def serve(self) -> None:
+            pass
+
+    m.pause = Tutorish().serve
+    clone = copy.deepcopy(m)
+    assert clone.pause is None and m.pause is not None
+    assert all(
+        torch.equal(a, b) and a.data_ptr() != b.data_ptr()
+        for a, b in zip(m.state_dict().values(), clone.state_dict().values(), strict=True)
+    )
+    x = torch.randint(0, 97, (1, 8))
+    with torch.no_grad():
+        assert torch.equal(m(x)[0], clone(x)[0])
