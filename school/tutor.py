@@ -145,6 +145,7 @@ class Tutor:
         self._recent_losses: list[float] = []
         self._bad_streak = 0
         self._chat_s = 0.0  # chat answered mid-step or mid-evaluation (_serve_chats), kept out of timings
+        self._pause_error: Exception | None = None  # a reply's, raised mid-step: see _pause
         self.lr_scale = 1.0
         self._log_broken = False
         self._prepared = False
@@ -256,7 +257,7 @@ class Tutor:
             minutes=self.options.minutes,
         )
         if self.cohort.world == 1:  # a torchrun run is headless: nobody chats with its ranks
-            self.model.pause = self._serve_chats  # a reply waits for a layer, not a whole step
+            self.model.pause = self._pause  # a reply waits for a layer, not a whole step
         memory.give_back()  # what the probes and the tokenizer's training freed
 
     @property
@@ -323,6 +324,7 @@ class Tutor:
                     self.optimizer.zero_grad(set_to_none=True)
                     return self.train_step()
                 raise
+            self._raise_pause_error()  # before the optimizer: the weights stay the last step's
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), syl.grad_clip)
             # the guard stays on the device: a fused AdamW skips its update (and its step count)
             # when found_inf is 1, so a non-finite step never reaches the weights without the host
@@ -662,6 +664,23 @@ class Tutor:
         while (command := self.inbox.next_of(MID_STEP_COMMANDS)) is not None:
             self.handle(command)
         self._chat_s += time.monotonic() - t0
+
+    def _pause(self) -> None:
+        """The brain's pause: `_serve_chats` inside the step. An error a reply raises there is kept
+        and raised once the backward is done (`_raise_pause_error`): inside a compiled step's first
+        forward or backward it would be taken for a compile failure, and training would fall back
+        to eager steps under a false "torch.compile failed"."""
+        if self._pause_error is not None:
+            return
+        try:
+            self._serve_chats()
+        except Exception as e:
+            self._pause_error = e
+
+    def _raise_pause_error(self) -> None:
+        if self._pause_error is not None:
+            error, self._pause_error = self._pause_error, None
+            raise error
 
     def handle(self, command: Command) -> None:
         match command:

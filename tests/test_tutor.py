@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from school.commands import CancelChat, Chat, Correct, Pause, Resume, Save, Stop
+from school.compiler import Compiled
 from school.events import ChatEvent, EvalEvent, Event, GuessEvent, SaveEvent, StateEvent, StepEvent
 from school.options import TrainOptions
 from school.tokenizer import BOS_ID
@@ -257,6 +258,39 @@ def test_a_chat_sent_during_the_backward_is_answered_between_its_layers(small_li
     tutor.train_step()
     assert calls == 2 * layers
     assert order == ["sent", "answered", "embeddings' gradient"]
+
+
+@pytest.mark.parametrize("where", ["forward", "backward"])
+def test_a_reply_failing_mid_step_is_not_taken_for_a_compile_failure(small_library: Path, where: str) -> None:
+    """A compiled step's first forward and backward fall back to eager steps on any error, taking
+    it for the compiler's: a reply's own error raised in a pause there must surface as itself."""
+    tutor = make_tutor(small_library)
+    tutor.prepare()
+    fallbacks: list[str] = []
+    compiled = Compiled(tutor.model, on_fallback=fallbacks.append)
+    compiled.fn = tutor.model  # as a compiled step at its first call, without the minutes of compiling
+    tutor.learner = compiled
+    layers, calls = tutor.model.config.n_layers, 0
+    pause = tutor.model.pause
+    assert pause is not None
+
+    def pausing() -> None:
+        nonlocal calls
+        calls += 1
+        if calls == (1 if where == "forward" else layers + 1):
+            tutor.send(Chat(id="c1", text="To be", max_tokens=3, temperature=0))
+        pause()
+
+    def broken_reply(command: Chat) -> None:
+        raise RuntimeError("a bug in a reply")
+
+    tutor.model.pause = pausing
+    tutor.speaker.reply = broken_reply  # type: ignore[method-assign]
+    before = [p.detach().clone() for p in tutor.model.parameters()]
+    with pytest.raises(RuntimeError, match="a bug in a reply"):
+        tutor.train_step()
+    assert fallbacks == [] and compiled.fn is not None
+    assert all(torch.equal(a, b) for a, b in zip(before, tutor.model.parameters(), strict=True))
 
 
 def test_chatting_leaves_trainings_random_draws_alone(small_library: Path) -> None:
