@@ -104,7 +104,10 @@ SHARED: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
     ),
     "threads": (
         ("--threads",),
-        dict(type=int, help="torch CPU threads (default: OMP_NUM_THREADS, else the usable cores, up to 8)"),
+        dict(
+            type=_positive(int),
+            help="torch CPU threads (default: OMP_NUM_THREADS, else the usable cores, up to 8)",
+        ),
     ),
     "seed": (("--seed",), dict(type=int, help="random seed (default: 1337 to train, none to chat)")),
     "compile": (

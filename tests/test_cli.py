@@ -210,7 +210,15 @@ def test_abbreviations_are_refused(capsys, argv: list[str]) -> None:
 
 @pytest.mark.parametrize(
     "argv",
-    [["--steps", "0"], ["--steps", "-1"], ["--minutes", "0"], ["--minutes", "-2.5"], ["--minutes", "nan"]],
+    [
+        ["--steps", "0"],
+        ["--steps", "-1"],
+        ["--minutes", "0"],
+        ["--minutes", "-2.5"],
+        ["--minutes", "nan"],
+        ["--threads", "-1"],  # torch.set_num_threads raised a traceback for it
+        ["--threads", "0"],
+    ],
 )
 def test_budgets_must_be_above_zero(capsys, isolated_home: Path, argv: list[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
