@@ -70,7 +70,7 @@ class Brain(nn.Module):
     config: BrainConfig
     pause: Callable[[], None] | None = None
     """Called between layers while training, once in the forward and once in the backward: the
-    tutor answers a chat waiting there (`Tutor._serve_chats`), so a reply waits for one layer's
+    tutor answers a chat waiting there (`Tutor._pause`), so a reply waits for one layer's
     work rather than the rest of the step. torch.compile splits the step there (measured: no
     slower). The transformer calls it; the smaller brains' steps are short."""
     scores_targets: ClassVar[bool] = False
