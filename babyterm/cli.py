@@ -44,6 +44,36 @@ def _positive(cast: type) -> Any:
     return check
 
 
+def _ranged(cast: type, low: float, high: float, low_open: bool = False) -> Any:
+    """An argparse type: a finite number in [low, high], or (low, high] with low_open. The chat
+    flags take the ranges the chat pane's /commands take (babyterm.widgets.chat_settings)."""
+
+    def check(text: str) -> Any:
+        try:
+            value = cast(text)
+        except ValueError:
+            kind = "a whole number" if cast is int else "a number"
+            raise argparse.ArgumentTypeError(f"{text!r} is not {kind}") from None
+        inside = math.isfinite(value) and value <= high and (value > low if low_open else value >= low)
+        if not inside:
+            lo = f"above {low:g}" if low_open else f"from {low:g}"
+            raise argparse.ArgumentTypeError(f"must be {lo} to {high:g}, not {text}")
+        return value
+
+    return check
+
+
+MIN_CONTEXT = 8
+"""The shortest training window a new baby may have: a window of 1 would see no neighbours at all."""
+
+
+def _context(text: str) -> int:
+    value = _positive(int)(text)
+    if value < MIN_CONTEXT:
+        raise argparse.ArgumentTypeError(f"must be at least {MIN_CONTEXT} tokens, not {text}")
+    return value
+
+
 def _fraction(text: str) -> float:
     """An argparse type: a number in [0, 1) (a dropout of 1 would drop everything)."""
     try:
@@ -125,7 +155,10 @@ SHARED: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
     ),
     "context": (
         ("--context",),
-        dict(type=_positive(int), help="training window of a new baby, in tokens (default: the recipe's)"),
+        dict(
+            type=_context,
+            help=f"training window of a new baby, at least {MIN_CONTEXT} tokens (default: the recipe's)",
+        ),
     ),
     "dropout": (("--dropout",), dict(type=_fraction, help="dropout while training (default: the recipe's)")),
     "weight_decay": (
@@ -272,31 +305,47 @@ def build_parser() -> argparse.ArgumentParser:
     )
     chat.add_argument("--step", type=weights_arg, default=None, help=STEP_HELP)
     asked = Chat(id="", text="")  # the defaults are the Chat command's, which are Sampling's
-    chat.add_argument("--max-tokens", type=int, default=asked.max_tokens)
+    chat.add_argument("--max-tokens", type=_ranged(int, 1, 2000), default=asked.max_tokens)
     chat.add_argument(
-        "--temperature", type=float, default=asked.temperature, help="0 is greedy and deterministic"
+        "--temperature",
+        type=_ranged(float, 0, 5),
+        default=asked.temperature,
+        help="0 is greedy and deterministic",
     )
-    chat.add_argument("--top-k", type=int, default=asked.top_k, help="0 turns it off")
-    chat.add_argument("--top-p", type=float, default=asked.top_p)
+    chat.add_argument("--top-k", type=_ranged(int, 0, 100_000), default=asked.top_k, help="0 turns it off")
     chat.add_argument(
-        "--min-p", type=float, default=asked.min_p, help="drop tokens below this share of the likeliest"
+        "--top-p", type=_ranged(float, 0, 1, low_open=True), default=asked.top_p, help="above 0, up to 1"
+    )
+    chat.add_argument(
+        "--min-p",
+        type=_ranged(float, 0, 1),
+        default=asked.min_p,
+        help="drop tokens below this share of the likeliest",
     )
     chat.add_argument(
         "--dynatemp-range",
-        type=float,
+        type=_ranged(float, 0, 5),
         default=asked.dynatemp_range,
         help="temperature ± this, higher when the baby is unsure (0 is off)",
     )
     chat.add_argument(
         "--dynatemp-exp",
         dest="dynatemp_exponent",
-        type=float,
+        type=_ranged(float, 0, 10, low_open=True),
         default=asked.dynatemp_exponent,
         help="how entropy maps to temperature (llama.cpp's dynatemp exponent)",
     )
-    chat.add_argument("--repetition-penalty", type=float, default=asked.repetition_penalty)
     chat.add_argument(
-        "--emphasis", type=float, default=asked.emphasis, help="strength for words marked *like this*"
+        "--repetition-penalty",
+        type=_ranged(float, 0, 10, low_open=True),
+        default=asked.repetition_penalty,
+        help="above 1 discourages repeats",
+    )
+    chat.add_argument(
+        "--emphasis",
+        type=_ranged(float, 0, 100, low_open=True),
+        default=asked.emphasis,
+        help="strength for words marked *like this*",
     )
 
     watch = sub.add_parser("watch", help="the app, following a baby that trains elsewhere (no training here)")
@@ -561,8 +610,11 @@ def cmd_logs(args: argparse.Namespace) -> int:
     import json
 
     from school.counsellor import filter_events, list_runs, read_log
+    from school.events import EVENT_TYPES
     from soul.paths import baby_paths
 
+    if args.kind is not None and args.kind not in EVENT_TYPES:
+        raise SoulError(f"no event kind {args.kind!r}: choose from {', '.join(sorted(EVENT_TYPES))}")
     paths = baby_paths(args.baby, args.home)
     runs = list_runs(paths.logs) if paths.logs.is_dir() else []
     if not runs:

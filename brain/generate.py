@@ -249,7 +249,10 @@ def generate(
     model.eval()
     try:
         device, window = model.device, model.config.max_seq_len
-        context = list(prompt)[-(window - 1) :] or [1]  # an empty prompt starts from <s>
+        # the prompt's last window - 1 tokens leave room for the first reply token (`[-0:]` would keep all)
+        ids = list(prompt)
+        context = ids[max(0, len(ids) - (window - 1)) :] if window > 1 else []
+        context = context or [1]  # an empty prompt starts from <s>
         bias = [float(b) for b in (emphasis or [])][-len(context) :] if emphasis else []
         bias = [0.0] * (len(context) - len(bias)) + bias
         emphasised = any(bias)
@@ -277,7 +280,8 @@ def generate(
             if stop is not None and stop(produced):
                 return
             if len(context) > window:
-                context, bias = context[-(window // 2) :], bias[-(window // 2) :]
+                keep = max(1, window // 2)
+                context, bias = context[-keep:], bias[-keep:]
                 emphasised = any(bias)
                 if seen is not None:  # the penalty looks at the context the brain still sees
                     seen.zero_()[torch.tensor(context, device=device)] = True

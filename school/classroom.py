@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import shutil
@@ -20,6 +21,7 @@ from school.librarian import Librarian
 from school.library import Library
 from school.options import PRECISIONS, TrainOptions
 from school.syllabus import SYLLABI, Syllabus
+from school.tokenizer import MIN_VOCAB
 from soul.paths import BabyPaths, SoulError, baby_paths, check_home_writable
 from soul.record import BabyRecord
 
@@ -205,6 +207,10 @@ def _give_birth(paths, options, brain_overrides, device, progress, warn) -> tupl
         raise SoulError(f"unknown preset {preset!r}: choose one of {', '.join(PRESET_NAMES)}")
     check_home_writable(paths.home)
     # fresh: nothing there yet but, perhaps, the lock of the trainer giving birth
+    if options.vocab_size is not None and options.vocab_size < MIN_VOCAB:  # before the speed probe
+        raise SoulError(
+            f"--vocab-size must be at least {MIN_VOCAB} (259 bytes and specials, and a few pieces)"
+        )
     fresh = not paths.root.exists() or all(p.name == paths.lock.name for p in paths.root.iterdir())
     for stale in (paths.tokenizer, paths.corpus):  # left by a birth that failed half-way
         if stale.is_dir():
@@ -253,7 +259,14 @@ def _give_birth(paths, options, brain_overrides, device, progress, warn) -> tupl
             val_text=options.val_text,
         )
         config = _config(brain, preset, librarian.vocab_size, shape)
+        if options.vocab_size is not None and librarian.vocab_size < vocab:  # the recipe's own fit is silent
+            warn(
+                f"the library has pieces for a vocabulary of {librarian.vocab_size:,}, not {vocab:,}: "
+                f"the baby has {librarian.vocab_size:,}"
+            )
         if chosen is not None:
+            chosen = dataclasses.replace(chosen, vocab_size=librarian.vocab_size)  # what it was born with
+
             syllabus = {**Syllabus().to_dict(), **chosen.syllabus()}
         else:
             syllabus = {**SYLLABI[preset].to_dict(), **_syllabus_options(options)}

@@ -235,6 +235,17 @@ def test_budgets_must_be_above_zero(capsys, isolated_home: Path, argv: list[str]
         (["train", "--lr", "0"], ["--lr", "more than 0"]),
         (["train", "--bpe-dropout", "1.5"], ["--bpe-dropout", "below 1"]),
         (["train", "--context", "0"], ["--context"]),
+        (["train", "--context", "1"], ["--context", "at least 8"]),
+        (["chat", "hi", "--temperature", "-1"], ["--temperature", "from 0 to 5"]),
+        (["chat", "hi", "--temperature", "nan"], ["--temperature"]),
+        (["chat", "hi", "--top-p", "2"], ["--top-p", "above 0 to 1"]),
+        (["chat", "hi", "--top-p", "0"], ["--top-p"]),
+        (["chat", "hi", "--min-p", "2"], ["--min-p"]),
+        (["chat", "hi", "--repetition-penalty", "0"], ["--repetition-penalty", "above 0"]),
+        (["chat", "hi", "--dynatemp-range", "-1"], ["--dynatemp-range"]),
+        (["chat", "hi", "--emphasis", "-100"], ["--emphasis"]),
+        (["chat", "hi", "--max-tokens", "0"], ["--max-tokens", "from 1"]),
+        (["chat", "hi", "--max-tokens", "1.5"], ["--max-tokens", "whole number"]),
         (["train", "--vocab-size", "x"], ["--vocab-size"]),
         (["chat", "--step", "soon"], ["--step", "live, best or a step"]),
         (["export", "--format", "hf", "--step", "-4"], ["--step"]),
@@ -247,6 +258,21 @@ def test_recipe_overrides_and_the_weights_selector_are_checked(
         main(argv)
     assert_user_error(exit_info.value.code, capsys.readouterr().err, *words)
     assert not isolated_home.exists()
+
+
+def test_a_vocabulary_too_small_is_refused_before_anything_is_made(
+    capsys, small_library: Path, isolated_home: Path
+) -> None:
+    code, _, err = run(
+        capsys, "train", "--library", str(small_library), "--steps", "1", "--vocab-size", "100"
+    )
+    assert_user_error(code, err, "--vocab-size", "at least")
+    assert "measuring" not in err  # refused before the speed probe
+
+
+def test_logs_refuses_a_kind_no_event_has(capsys, isolated_home: Path) -> None:
+    code, _, err = run(capsys, "logs", "--kind", "nosuch")
+    assert_user_error(code, err, "'nosuch'", "eval", "step")
 
 
 def test_the_recipe_options_reach_a_new_baby_and_step_best_reaches_chat_and_export(

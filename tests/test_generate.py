@@ -265,3 +265,16 @@ def test_a_prefill_for_the_last_position_alone_gives_its_logits(name: str) -> No
     assert last[0].shape == (1, 1, 97)
     torch.testing.assert_close(last[0], full[0][:, -1:])
     torch.testing.assert_close(last[1], full[1])  # the pixel still sees every position
+
+
+@pytest.mark.parametrize("window", [1, 2, 3])
+@pytest.mark.parametrize("name", ["transformer", "babyllm"])
+def test_a_window_of_a_few_tokens_still_replies_to_a_long_prompt(name: str, window: int) -> None:
+    """`prompt[-(window - 1):]` kept the whole prompt at a window of 1 (a baby born with a context
+    of 1 trained, then chat raised): the prompt and the reply must both fit the window."""
+    torch.manual_seed(0)
+    model = build_brain(preset_config(name, "tiny", 97, **{**BRAINS[name], "max_seq_len": window}))
+    reply = list(generate(model, [5, 6, 7, 8, 9], Sampling(temperature=0, max_tokens=7)))
+    assert len(reply) == 7
+    again = list(generate(model, [5, 6, 7, 8, 9], Sampling(temperature=0, max_tokens=7), use_cache=False))
+    assert ids(reply) == ids(again)
