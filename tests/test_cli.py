@@ -270,6 +270,23 @@ def test_a_vocabulary_too_small_is_refused_before_anything_is_made(
     assert "measuring" not in err  # refused before the speed probe
 
 
+def test_a_vocabulary_the_library_cannot_fill_is_said_and_recorded_as_born(
+    capsys, tmp_path: Path, isolated_home: Path
+) -> None:
+    library = tmp_path / "tiny.txt"
+    library.write_text("the cat sat on the mat. " * 400, encoding="utf-8")
+    argv = ["train", "--library", str(library), "--steps", "1", "--threads", "1", "--vocab-size", "99999"]
+    code, out, err = run(capsys, *argv)
+    assert code == 0
+    from soul.paths import baby_paths
+    from soul.record import BabyRecord
+
+    record = BabyRecord.load(baby_paths("baby", None))
+    assert record.vocab_size < 99999
+    assert record.recipe["vocab_size"] == record.vocab_size  # not the size asked for
+    assert f"a vocabulary of {record.vocab_size:,}, not 99,999" in out + err
+
+
 def test_logs_refuses_a_kind_no_event_has(capsys, isolated_home: Path) -> None:
     code, _, err = run(capsys, "logs", "--kind", "nosuch")
     assert_user_error(code, err, "'nosuch'", "eval", "step")
