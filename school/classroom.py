@@ -206,11 +206,11 @@ def _give_birth(paths, options, brain_overrides, device, progress, warn) -> tupl
     if preset not in PRESET_NAMES:
         raise SoulError(f"unknown preset {preset!r}: choose one of {', '.join(PRESET_NAMES)}")
     check_home_writable(paths.home)
-    # fresh: nothing there yet but, perhaps, the lock of the trainer giving birth
     if options.vocab_size is not None and options.vocab_size < MIN_VOCAB:  # before the speed probe
         raise SoulError(
             f"--vocab-size must be at least {MIN_VOCAB} (259 bytes and specials, and a few pieces)"
         )
+    # fresh: nothing there yet but, perhaps, the lock of the trainer giving birth
     fresh = not paths.root.exists() or all(p.name == paths.lock.name for p in paths.root.iterdir())
     for stale in (paths.tokenizer, paths.corpus):  # left by a birth that failed half-way
         if stale.is_dir():
@@ -266,7 +266,6 @@ def _give_birth(paths, options, brain_overrides, device, progress, warn) -> tupl
             )
         if chosen is not None:
             chosen = dataclasses.replace(chosen, vocab_size=librarian.vocab_size)  # what it was born with
-
             syllabus = {**Syllabus().to_dict(), **chosen.syllabus()}
         else:
             syllabus = {**SYLLABI[preset].to_dict(), **_syllabus_options(options)}
