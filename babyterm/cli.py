@@ -13,6 +13,7 @@ from brain import BRAIN_NAMES
 from school.commands import Chat
 from school.options import MAX_PROMPT_CHARS, PRECISIONS, TrainOptions
 from school.rungs import DEFAULT_BRAINS, DEFAULT_PROMPT
+from school.sampling_limits import LIMITS
 from soul.paths import SoulError
 
 USER_ERROR = 2
@@ -44,21 +45,16 @@ def _positive(cast: type) -> Any:
     return check
 
 
-def _ranged(cast: type, low: float, high: float, low_open: bool = False) -> Any:
-    """An argparse type: a finite number in [low, high], or (low, high] with low_open. The chat
-    flags take the ranges the chat pane's /commands take (babyterm.widgets.chat_settings)."""
+def _limited(field: str) -> Any:
+    """An argparse type for a chat sampling flag: the range the chat pane's /command takes
+    (school.sampling_limits), refused in the same words."""
+    limit = LIMITS[field]
 
     def check(text: str) -> Any:
-        try:
-            value = cast(text)
-        except ValueError:
-            kind = "a whole number" if cast is int else "a number"
-            raise argparse.ArgumentTypeError(f"{text!r} is not {kind}") from None
-        inside = math.isfinite(value) and value <= high and (value > low if low_open else value >= low)
-        if not inside:
-            lo = f"above {low:g}" if low_open else f"from {low:g}"
-            raise argparse.ArgumentTypeError(f"must be {lo} to {high:g}, not {text}")
-        return value
+        refusal = limit.refusal(text)
+        if refusal:
+            raise argparse.ArgumentTypeError(refusal)
+        return limit.cast(text)
 
     return check
 
@@ -139,7 +135,10 @@ SHARED: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
             help="torch CPU threads (default: OMP_NUM_THREADS, else the usable cores, up to 8)",
         ),
     ),
-    "seed": (("--seed",), dict(type=int, help="random seed (default: 1337 to train, none to chat)")),
+    "seed": (
+        ("--seed",),
+        dict(type=_limited("seed"), help="random seed (default: 1337 to train, none to chat)"),
+    ),
     "compile": (
         ("--compile",),
         dict(
@@ -305,45 +304,43 @@ def build_parser() -> argparse.ArgumentParser:
     )
     chat.add_argument("--step", type=weights_arg, default=None, help=STEP_HELP)
     asked = Chat(id="", text="")  # the defaults are the Chat command's, which are Sampling's
-    chat.add_argument("--max-tokens", type=_ranged(int, 1, 2000), default=asked.max_tokens)
+    chat.add_argument("--max-tokens", type=_limited("max_tokens"), default=asked.max_tokens)
     chat.add_argument(
         "--temperature",
-        type=_ranged(float, 0, 5),
+        type=_limited("temperature"),
         default=asked.temperature,
         help="0 is greedy and deterministic",
     )
-    chat.add_argument("--top-k", type=_ranged(int, 0, 100_000), default=asked.top_k, help="0 turns it off")
-    chat.add_argument(
-        "--top-p", type=_ranged(float, 0, 1, low_open=True), default=asked.top_p, help="above 0, up to 1"
-    )
+    chat.add_argument("--top-k", type=_limited("top_k"), default=asked.top_k, help="0 turns it off")
+    chat.add_argument("--top-p", type=_limited("top_p"), default=asked.top_p, help="above 0, up to 1")
     chat.add_argument(
         "--min-p",
-        type=_ranged(float, 0, 1),
+        type=_limited("min_p"),
         default=asked.min_p,
         help="drop tokens below this share of the likeliest",
     )
     chat.add_argument(
         "--dynatemp-range",
-        type=_ranged(float, 0, 5),
+        type=_limited("dynatemp_range"),
         default=asked.dynatemp_range,
         help="temperature ± this, higher when the baby is unsure (0 is off)",
     )
     chat.add_argument(
         "--dynatemp-exp",
         dest="dynatemp_exponent",
-        type=_ranged(float, 0, 10, low_open=True),
+        type=_limited("dynatemp_exponent"),
         default=asked.dynatemp_exponent,
         help="how entropy maps to temperature (llama.cpp's dynatemp exponent)",
     )
     chat.add_argument(
         "--repetition-penalty",
-        type=_ranged(float, 0, 10, low_open=True),
+        type=_limited("repetition_penalty"),
         default=asked.repetition_penalty,
         help="above 1 discourages repeats",
     )
     chat.add_argument(
         "--emphasis",
-        type=_ranged(float, 0, 100, low_open=True),
+        type=_limited("emphasis"),
         default=asked.emphasis,
         help="strength for words marked *like this*",
     )

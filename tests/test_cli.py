@@ -238,7 +238,7 @@ def test_budgets_must_be_above_zero(capsys, isolated_home: Path, argv: list[str]
         (["train", "--context", "1"], ["--context", "at least 8"]),
         (["chat", "hi", "--temperature", "-1"], ["--temperature", "from 0 to 5"]),
         (["chat", "hi", "--temperature", "nan"], ["--temperature"]),
-        (["chat", "hi", "--top-p", "2"], ["--top-p", "above 0 to 1"]),
+        (["chat", "hi", "--top-p", "2"], ["--top-p", "above 0, up to 1"]),
         (["chat", "hi", "--top-p", "0"], ["--top-p"]),
         (["chat", "hi", "--min-p", "2"], ["--min-p"]),
         (["chat", "hi", "--repetition-penalty", "0"], ["--repetition-penalty", "above 0"]),

@@ -90,6 +90,7 @@ def test_bad_openai_requests_get_400_with_an_openai_error_body(
         b"{not json",
         {"model": "baby", "prompt": "hi", "options": {"top_k": -1}},
         {"model": "baby", "prompt": "hi", "options": {"temperature": True}},
+        {"model": "baby", "prompt": "hi", "options": {"repeat_penalty": 0}},
         {"model": "baby", "prompt": "hi", "options": "hot"},
         {"model": "baby", "prompt": ["hi"]},
     ],
@@ -98,6 +99,7 @@ def test_bad_ollama_requests_get_400_with_an_ollama_error_body(client: httpx.Cli
     r = client.post("/api/generate", content=body if isinstance(body, bytes) else json.dumps(body))
     assert r.status_code == 400, r.text
     assert list(r.json()) == ["error"] and isinstance(r.json()["error"], str)
+    assert "\n" not in r.json()["error"]
 
 
 def test_unknown_fields_are_ignored(client: httpx.Client) -> None:

@@ -69,8 +69,10 @@ def number(
     hi: float,
     integer: bool = False,
     where: str = "",
+    lo_open: bool = False,
 ) -> Any:
-    """A number field within [lo, hi] (bools are not numbers); `default` when absent or null."""
+    """A number field within [lo, hi], or (lo, hi] with lo_open (bools are not numbers); `default`
+    when absent or null."""
     if not _present(body, name):
         return default
     value = body[name]
@@ -82,8 +84,9 @@ def number(
         or (integer and not isinstance(value, int))
     ):
         raise ApiError(400, f"{param} must be {kind}, not {type(value).__name__}", param, "invalid_type")
-    if not (math.isfinite(value) and lo <= value <= hi):
-        raise ApiError(400, f"{param} must be between {lo:g} and {hi:g}, not {value}", param, "invalid_value")
+    if not (math.isfinite(value) and (lo < value if lo_open else lo <= value) and value <= hi):
+        span = f"above {lo:g} and at most {hi:g}" if lo_open else f"between {lo:g} and {hi:g}"
+        raise ApiError(400, f"{param} must be {span}, not {value}", param, "invalid_value")
     return value
 
 

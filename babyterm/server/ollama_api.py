@@ -46,6 +46,8 @@ def sampling(body: Mapping[str, Any], text: str) -> Ask:
     seed = number(o, "seed", None, -SEED_MAX - 1, SEED_MAX, integer=True, where=where)
     top_p = number(o, "top_p", None, 0, 1, where=where)
     temperature = number(o, "temperature", Ask.temperature, 0, 100, where=where)
+    # CTRL's penalty divides the seen tokens' logits by it: 0 is no penalty at all but a division by 0
+    penalty = number(o, "repeat_penalty", Ask.repetition_penalty, 0, 100, where=where, lo_open=True)
     if top_p == 0:
         temperature, top_p = 0.0, None
     return Ask(
@@ -55,7 +57,7 @@ def sampling(body: Mapping[str, Any], text: str) -> Ask:
         temperature=float(temperature),
         top_p=top_p,
         top_k=number(o, "top_k", Ask.top_k, 0, 2**31, integer=True, where=where),
-        repetition_penalty=float(number(o, "repeat_penalty", Ask.repetition_penalty, 0, 100, where=where)),
+        repetition_penalty=float(penalty),
         seed=None if seed is None or seed < 0 else seed,
         stops=stops(o, "stop", where=where),
     )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,15 +12,12 @@ from textual.content import Content
 from textual.widgets import Static
 
 from school.commands import Chat
+from school.sampling_limits import LIMITS, SettingError
 from school.weights import LIVE, parse_weights
 from soul.best_self import BEST, read_best
 from soul.milestones import list_milestones
 
 _ASKED = Chat(id="", text="")
-
-
-class SettingError(ValueError):
-    """A chat /command the chat refuses (a bad value, an unknown step), with a one-line reason."""
 
 
 @dataclass
@@ -89,35 +85,25 @@ def _num(value: float) -> str:
     return f"{value:g}"
 
 
-def _number(cast: type, low: float, high: float, what: str, off: Any = ..., low_open: bool = False):
-    """A parser of numbers in [low, high] (or (low, high]); `off` is what the word "off" means."""
+def _setting(field: str, off: Any = ...) -> Callable[[str], Any]:
+    """A parser of `field`'s values (school.sampling_limits); `off` is what the word "off" means."""
+    limit = LIMITS[field]
 
     def parse(arg: str) -> Any:
         if off is not ... and arg in ("off", "none"):
             return off
-        try:
-            value = cast(arg)
-        except ValueError:
-            value = None
-        bad = value is None or not math.isfinite(value) or value > high
-        bad = bad or (value <= low if low_open else value < low)
-        if bad:
-            lo = f"above {_num(low)}" if low_open else f"from {_num(low)}"
-            hint = " or off" if off is not ... else ""
-            got = repr(arg) if arg else "nothing"
-            raise SettingError(f"{what} must be a number {lo} to {_num(high)}{hint}, not {got}")
-        return value
+        return limit.parse(arg, or_off=off is not ...)
 
     return parse
 
 
 def _top_p(arg: str) -> float | None:
-    value = _number(float, 0.0, 1.0, "top-p", off=None, low_open=True)(arg)
+    value = _setting("top_p", off=None)(arg)
     return None if value == 1.0 else value  # keeping 100% of the mass is no cut at all
 
 
 def _min_p(arg: str) -> float | None:
-    value = _number(float, 0.0, 1.0, "min-p", off=None)(arg)
+    value = _setting("min_p", off=None)(arg)
     return None if value == 0.0 else value  # no token is below 0% of the likeliest: no cut
 
 
@@ -128,10 +114,8 @@ def _dynatemp(arg: str) -> tuple[float, float]:
         return 0.0, _ASKED.dynatemp_exponent
     if len(words) not in (1, 2):
         raise SettingError(f"/dynatemp takes a range and an exponent, like /dynatemp 0.5 1, not {arg!r}")
-    spread = _number(float, 0.0, 5.0, "dynatemp range")(words[0])
-    exponent = _number(float, 0.0, 10.0, "dynatemp exponent", low_open=True)(
-        words[1] if len(words) == 2 else "1"
-    )
+    spread = LIMITS["dynatemp_range"].parse(words[0])
+    exponent = LIMITS["dynatemp_exponent"].parse(words[1] if len(words) == 2 else "1")
     return spread, exponent
 
 
@@ -144,23 +128,15 @@ def dynatemp_text(settings: ChatSettings) -> str:
 
 SETTINGS: dict[str, tuple[str, Callable[[str], Any], str]] = {
     # /name: (field, parser, what it does)
-    "temp": ("temperature", _number(float, 0.0, 5.0, "temperature"), "0 = greedy"),
-    "topk": ("top_k", _number(int, 0, 100_000, "top-k", off=0), "0 = off"),
+    "temp": ("temperature", _setting("temperature"), "0 = greedy"),
+    "topk": ("top_k", _setting("top_k", off=0), "0 = off"),
     "topp": ("top_p", _top_p, "0-1, or off"),
     "minp": ("min_p", _min_p, "0-1, or off"),
     "dynatemp": ("dynatemp_range", _dynatemp, "RANGE EXP|off"),
-    "rep": (
-        "repetition_penalty",
-        _number(float, 0.0, 10.0, "repetition penalty", low_open=True),
-        ">1: fewer repeats",
-    ),
-    "max": ("max_tokens", _number(int, 1, 2000, "max tokens"), "reply tokens"),
-    "seed": ("seed", _number(int, 0, 2**63 - 1, "seed", off=None), "number, or off"),
-    "emph": (
-        "emphasis",
-        _number(float, 0.0, 100.0, "emphasis", low_open=True),
-        "*marked* words",
-    ),
+    "rep": ("repetition_penalty", _setting("repetition_penalty"), ">1: fewer repeats"),
+    "max": ("max_tokens", _setting("max_tokens"), "reply tokens"),
+    "seed": ("seed", _setting("seed", off=None), "number, or off"),
+    "emph": ("emphasis", _setting("emphasis"), "*marked* words"),
 }
 
 COMMANDS: tuple[tuple[str, str], ...] = (
