@@ -500,7 +500,7 @@ def cmd_app(args: argparse.Namespace, watch: bool = False) -> int:
     options = _options(args)
     paths = baby_paths(options.baby, options.home)
     if watch and not paths.exists():
-        raise SoulError(f"no baby named {paths.name!r} in {paths.home} to watch")
+        raise paths.missing("to watch")
     check_home_writable(paths.home)
     if options.library is not None and not Path(options.library).exists():
         raise SoulError(f"library not found: {options.library}")

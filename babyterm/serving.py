@@ -49,7 +49,7 @@ def cmd_serve(args: argparse.Namespace, options: TrainOptions) -> int:
     check_host(args.host, api_key(args.api_key))  # before anything else: the safety refusal comes first
     paths = baby_paths(options.baby, options.home)
     if not paths.exists():
-        raise SoulError(f"no baby named {paths.name!r} in {paths.home} to serve")
+        raise paths.missing("to serve")
     weights = served_weights(args.step, paths)
     key = api_key(args.api_key)
     observer = Observer(options)

@@ -267,9 +267,7 @@ class Librarian:
         progress("reading", 0.0, str(library or "Python's built-in docs"))
         lib = Library.open(library, log)
         progress("reading", 1.0, f"{lib.n_documents:,} documents, {lib.n_bytes / 1e6:.1f} MB")
-        if val_text is not None and not Path(val_text).expanduser().exists():
-            raise LibraryError(f"validation text not found: {val_text}")
-        val_lib = None if val_text is None else Library.open(val_text, log)
+        val_lib = None if val_text is None else Library.open(val_text, log, what="validation text")
         fresh = not paths.tokenizer.exists()
         if fresh:
             progress("tokenizer", 0.0, f"learning {vocab_size:,} tokens")

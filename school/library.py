@@ -306,8 +306,9 @@ class Library:
         return h.hexdigest()
 
     @classmethod
-    def open(cls, library: str | Path | None, log: Log | None = None) -> Library:
-        """Check what a library holds; files that are not UTF-8 text are skipped with a logged reason."""
+    def open(cls, library: str | Path | None, log: Log | None = None, what: str = "library") -> Library:
+        """Check what a library holds; files that are not text are skipped with a logged reason.
+        `what` names it in a refusal ("validation text" for a text scored apart)."""
         log = log or (lambda message: None)
         if library is None:
             try:
@@ -323,12 +324,12 @@ class Library:
         try:
             is_dir = stat.S_ISDIR(os.stat(root).st_mode)
         except FileNotFoundError:
-            raise LibraryError(f"library not found: {root}") from None
+            raise LibraryError(f"{what} not found: {root}") from None
         except OSError as e:
-            raise LibraryError(f"cannot read library {root}: {_why(e)}") from None
+            raise LibraryError(f"cannot read {what} {root}: {_why(e)}") from None
         files = _walk(root, log) if is_dir else [(_shown(root.name), root)]
         if not files:
-            raise LibraryError(f"library {root} has no files")
+            raise LibraryError(f"{what} {root} has no files")
         lib = cls(str(root), log)
         for name, p in files:
             reader = _Reader(p).read_all()
@@ -344,7 +345,7 @@ class Library:
                     log(f"streaming {name}: {mb:,.0f} MB, read {block} MB at a time")
                 lib._add(name, reader)
         if not lib._entries:
-            raise LibraryError(f"library {root} has no readable text (UTF-8 text files)")
+            raise LibraryError(f"{what} {root} has no readable text")
         return lib
 
     def stream(self, size: int) -> Iterator[tuple[str, bool, bool]]:

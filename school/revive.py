@@ -42,9 +42,7 @@ def revive(paths: BabyPaths, device: torch.device | str = "cpu", step: Weights |
     A newborn with no checkpoint talks from its initial weights.
     """
     if not paths.exists():
-        raise SoulError(
-            f"no baby named {paths.name!r} in {paths.home} (start one: babyterm train --baby {paths.name})"
-        )
+        raise paths.missing(hint=f"(start one: babyterm train --baby {paths.name})")
     record = BabyRecord.load(paths)
     tokenizer = load_tokenizer(paths.tokenizer)
     if tokenizer.get_vocab_size() != record.vocab_size:

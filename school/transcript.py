@@ -17,7 +17,7 @@ from pathlib import Path
 
 from soul.atomic import write_text_atomic
 from soul.chat_log import ChatLine, ChatLog
-from soul.paths import BabyPaths, SoulError
+from soul.paths import BabyPaths, SoulError, file_in_the_way
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
@@ -131,6 +131,9 @@ def export_transcript(
     out = Path(out)
     if out.is_dir():
         raise SoulError(f"{out} is a folder: name the Markdown file to write")
+    blocked = file_in_the_way(out.parent)
+    if blocked is not None:
+        raise SoulError(f"cannot write {out}: {blocked} is a file, not a folder")
     lines = ChatLog(chat_log).tail(sys.maxsize, warn=warn)
     if not lines:
         raise SoulError(f"baby {name!r} has no chat history to export yet")
@@ -149,6 +152,6 @@ def export_baby_transcript(
 ) -> int:
     """`babyterm chat --export`: a baby's whole history, or what was said since `since`."""
     if not paths.exists():
-        raise SoulError(f"no baby named {paths.name!r} in {paths.home}")
+        raise paths.missing()
     when = parse_since(since) if since else None
     return export_transcript(paths.chat, paths.name, out, when, warn=warn)

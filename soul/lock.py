@@ -23,7 +23,7 @@ from datetime import datetime
 from typing import Any
 
 from soul.atomic import write_json_atomic
-from soul.paths import BabyPaths, SoulError
+from soul.paths import BabyPaths, SoulError, file_in_the_way
 
 try:
     import fcntl
@@ -102,6 +102,9 @@ class BabyLock:
         if self.held:
             raise RuntimeError("this BabyLock is already held")
         root = self.paths.root
+        blocked = file_in_the_way(root)
+        if blocked is not None:
+            raise SoulError(f"cannot write to {root}: {blocked} is a file, not a folder")
         try:
             self._made_root = not root.exists()
             root.mkdir(parents=True, exist_ok=True)

@@ -97,6 +97,16 @@ class BabyPaths:
     def exists(self) -> bool:
         return self.config.exists()
 
+    def missing(self, doing: str = "", hint: str = "") -> SoulError:
+        """The one line for a baby that is not there (`doing`: "to serve"), naming a home that is a
+        file rather than calling it empty."""
+        blocked = file_in_the_way(self.home)
+        if blocked is not None:
+            return SoulError(f"no babies in {self.home}: {blocked} is a file, not a folder")
+        return SoulError(
+            " ".join(w for w in (f"no baby named {self.name!r} in {self.home}", doing, hint) if w)
+        )
+
 
 def baby_paths(name: str = DEFAULT_BABY, home: str | os.PathLike[str] | None = None) -> BabyPaths:
     return BabyPaths(resolve_home(home), check_baby_name(name))
@@ -104,13 +114,28 @@ def baby_paths(name: str = DEFAULT_BABY, home: str | os.PathLike[str] | None = N
 
 def list_babies(home: str | os.PathLike[str] | None = None) -> list[BabyPaths]:
     root = resolve_home(home) / "babies"
+    blocked = file_in_the_way(root)
+    if blocked is not None:  # a home that is a file holds no babies, and saying "none yet" would mislead
+        raise SoulError(f"cannot look for babies in {root.parent}: {blocked} is a file, not a folder")
     if not root.is_dir():
         return []
     return [BabyPaths(root.parent, p.name) for p in sorted(root.iterdir()) if (p / "config.json").exists()]
 
 
+def file_in_the_way(path: Path) -> Path | None:
+    """The nearest of `path`'s folders (or `path` itself) that exists as something other than a
+    folder, so that a path through a file is refused by name, not with "File exists"."""
+    for folder in (path, *Path(path).parents):
+        if folder.exists() or folder.is_symlink():
+            return None if folder.is_dir() else folder
+    return None
+
+
 def check_home_writable(home: Path) -> None:
     """Fail early, with one line, when the soul cannot be written."""
+    blocked = file_in_the_way(home)
+    if blocked is not None:
+        raise SoulError(f"cannot write to home {home}: {blocked} is a file, not a folder")
     try:
         home.mkdir(parents=True, exist_ok=True)
         probe = home / ".write-test"

@@ -383,3 +383,47 @@ def test_a_stop_signal_saves_and_exits_zero(signame: str, tiny_home: Path, isola
     saved = ckpt.list_checkpoints(paths.checkpoints)
     assert saved and saved[-1][0] >= 10  # the first step line comes at step 10
     assert f"saved step {saved[-1][0]} (stop" in out
+
+
+# -- a path through a file is named, not "File exists", and nothing is left behind ---------------------
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["export", "--baby", "tiny", "--format", "hf", "--out", "{file}/made/hf"],
+        ["export", "--baby", "tiny", "--format", "gguf", "--out", "{file}/gguf"],
+        ["chat", "--baby", "tiny", "--export", "{file}/made/chat.md"],
+        ["info", "--home", "{file}"],
+        ["chat", "hi", "--home", "{file}"],
+        ["serve", "--home", "{file}"],
+        ["train", "--home", "{file}", "--steps", "1"],
+    ],
+)
+def test_a_path_through_a_file_is_named_as_such(
+    capsys, tiny_home: Path, tmp_path: Path, argv: list[str]
+) -> None:
+    blocker = tmp_path / "notes.txt"
+    blocker.write_text("a file, not a folder", encoding="utf-8")
+    home = [] if "--home" in argv else ["--home", str(tiny_home)]
+    before = sorted(tmp_path.rglob("*"))
+    code, _, err = run(capsys, *(a.format(file=blocker) for a in argv), *home)
+    assert_user_error(code, err, f"{blocker} is a file, not a folder")
+    assert sorted(tmp_path.rglob("*")) == before
+
+
+def test_a_failed_export_takes_back_the_folders_it_made(
+    capsys, tiny_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from school.exports import hf
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(hf, "save_file", broken)
+    out = tmp_path / "new" / "deeper" / "hf"
+    code, _, err = run(
+        capsys, "export", "--home", str(tiny_home), "--baby", "tiny", "--format", "hf", "--out", str(out)
+    )
+    assert_user_error(code, err, "No space left on device")
+    assert list(tmp_path.iterdir()) == []

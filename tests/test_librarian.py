@@ -205,6 +205,9 @@ def test_a_separate_validation_text_leaves_the_whole_library_to_learn(twin, tmp_
     assert not again.manifest.val_source and len(again.train) < len(lb.train)
     with pytest.raises(LibraryError, match="validation text not found"):
         Librarian.prepare(paths, root, VOCAB, block_size=BLOCK, val_text=tmp_path / "nope.txt")
+    (tmp_path / "blank.txt").write_text("  \n", encoding="utf-8")  # named as what it is, not "library"
+    with pytest.raises(LibraryError, match=r"^validation text .*blank\.txt has no readable text$"):
+        Librarian.prepare(paths, root, VOCAB, block_size=BLOCK, val_text=tmp_path / "blank.txt")
     (tmp_path / "tiny.txt").write_text("too short", encoding="utf-8")
     with pytest.raises(LibraryError, match="validation text is too small"):
         Librarian.prepare(paths, root, VOCAB, block_size=BLOCK, val_text=tmp_path / "tiny.txt")

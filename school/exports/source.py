@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import uuid
@@ -9,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from school.revive import Revived, revive
-from soul.paths import BabyPaths, SoulError
+from soul.paths import BabyPaths, SoulError, file_in_the_way
 
 Source = BabyPaths | Revived
 """A baby on disk (its newest checkpoint is loaded) or one already revived."""
@@ -28,17 +29,24 @@ def into_fresh_folder(out_dir: Path, write: Callable[[Path], object]) -> list[Pa
     out = Path(out_dir).expanduser().resolve()
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise SoulError(f"{out} already exists and is not empty; choose another --out")
+    blocked = file_in_the_way(out.parent)
+    if blocked is not None:
+        raise SoulError(f"cannot write {out}: {blocked} is a file, not a folder")
     tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
+    made = [p for p in (out.parent, *out.parent.parents) if not p.exists()]  # removed again on failure
     try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp.mkdir()
         try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            tmp.mkdir()
             write(tmp)
             if out.exists():
                 out.rmdir()
             os.replace(tmp, out)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
+            for folder in made:  # deepest first; only the folders this export made, and only if empty
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
             raise
     except OSError as e:
         raise SoulError(f"cannot write {out}: {e.strerror or e}") from None
