@@ -262,13 +262,24 @@ def _port(text: str) -> int:
     return int(text)
 
 
-def _serve_options(p: argparse.ArgumentParser) -> None:
-    """Where the HTTP server listens (babyterm.server): `serve`, and `train --serve`."""
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1, loopback)")
-    p.add_argument("--port", type=_port, default=8000, help="port to listen on (default 8000)")
+SERVE_DEFAULTS = {"host": "127.0.0.1", "port": 8000, "api_key": None}
+
+
+def _serve_options(p: argparse.ArgumentParser, only_with: str = "") -> None:
+    """Where the HTTP server listens (babyterm.server): `serve`, and `train --serve`. With
+    `only_with` (train's "--serve") they are left unset unless given, so that parse_args can refuse
+    them without it instead of ignoring them."""
+
+    def default(name: str) -> Any:
+        return argparse.SUPPRESS if only_with else SERVE_DEFAULTS[name]
+
+    p.add_argument(
+        "--host", default=default("host"), help="address to listen on (default 127.0.0.1, loopback)"
+    )
+    p.add_argument("--port", type=_port, default=default("port"), help="port to listen on (default 8000)")
     p.add_argument(
         "--api-key",
-        default=None,
+        default=default("api_key"),
         help="bearer key clients must send (default: $BABYTERM_API_KEY); needed off loopback",
     )
 
@@ -293,7 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--serve", action="store_true", help="answer OpenAI/Ollama clients over HTTP from the live weights"
     )
-    _serve_options(train)
+    _serve_options(train, only_with="--serve")
 
     chat = sub.add_parser("chat", help="talk to the saved baby (interactive without a prompt)")
     _shared(chat, TAKES["chat"])
@@ -418,6 +429,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             parser.error(f"{flag} does not apply to `babyterm {command}`")
         if not hasattr(args, name):  # given after the command too: the later one wins
             setattr(args, name, top)
+    if command == "train":
+        given = [name for name in SERVE_DEFAULTS if hasattr(args, name)]
+        if given and not args.serve:
+            flag = "--" + given[0].replace("_", "-")
+            parser.error(f"{flag} applies only to `train --serve`: add --serve, or leave it out")
+        for name, value in SERVE_DEFAULTS.items():
+            vars(args).setdefault(name, value)
     defaults = {**DEFAULTS, **COMMAND_DEFAULTS.get(command or "", {})}
     for name in TAKES[command]:
         if not hasattr(args, name):
@@ -643,7 +661,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     if not babies:
         print("no babies yet: run `babyterm` or `babyterm train` to start one")
         return 0
-    from school.revive import checkpoint_step
+    from soul.checkpoint import newest_whole
 
     for paths in babies:
         try:
@@ -652,10 +670,14 @@ def cmd_info(args: argparse.Namespace) -> int:
             print(f"  {paths.name}: {e}")
             continue
         size = sum(f.stat().st_size for f in paths.root.rglob("*") if f.is_file())
+        step, damaged = newest_whole(paths.checkpoints)
         print(
             f"  {paths.name:<16} {record.brain_name:<12} {record.preset:<9} {_params(record):>10} params  "
-            f"step {checkpoint_step(paths):>8}  {size / 1e6:7.1f} MB  {record.library or 'built-in docs'}"
+            f"step {step:>8}  {size / 1e6:7.1f} MB  {record.library or 'built-in docs'}"
         )
+        for name, why in damaged:  # what the next run will skip, said now rather than then
+            then = f"the baby goes on from step {step}" if step else "no whole checkpoint is left"
+            print(f"    checkpoint {name} is damaged ({why}): {then}")
     return 0
 
 

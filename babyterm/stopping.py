@@ -1,4 +1,5 @@
-"""How `babyterm train` stops: Ctrl+C, SIGTERM and SIGHUP all save and exit 0; a second one quits at once."""
+"""How `babyterm train` and `serve` stop: Ctrl+C, SIGTERM and SIGHUP all stop cleanly (train saves first)
+and exit 0; a second one quits at once."""
 
 from __future__ import annotations
 
@@ -15,8 +16,9 @@ STOP_SIGNALS = tuple(
 
 
 @contextlib.contextmanager
-def stop_on_signals(stop: Callable[[], None]) -> Iterator[None]:
-    """Within the block, the first stop signal calls `stop()` (the trainer saves, then returns).
+def stop_on_signals(stop: Callable[[], None], doing: str = "saving") -> Iterator[None]:
+    """Within the block, the first stop signal calls `stop()` (the trainer saves, then returns), and
+    says what it is `doing` meanwhile ("stopping" for a server, which has nothing to save).
 
     A second signal raises KeyboardInterrupt: the user who asks twice does not wait for the save.
     The previous handlers come back when the block ends. Call from the main thread (as signal needs).
@@ -30,7 +32,8 @@ def stop_on_signals(stop: Callable[[], None]) -> Iterator[None]:
             raise KeyboardInterrupt
         name = signal.Signals(signum).name
         again = "Ctrl+C" if signum == signal.SIGINT else name
-        print(f"\nsaving… ({name}; {again} again to quit without saving)", file=sys.stderr)
+        rest = "without saving" if doing == "saving" else "at once"
+        print(f"\n{doing}… ({name}; {again} again to quit {rest})", file=sys.stderr)
         stop()
 
     previous = {s: signal.signal(s, on_signal) for s in STOP_SIGNALS}

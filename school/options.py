@@ -20,7 +20,7 @@ class TrainOptions:
     precision: str = "auto"
     """One of PRECISIONS; auto takes bf16 autocast where the hardware runs it natively."""
     steps: int | None = None
-    """Stop after this many steps in total (the baby's age, not this run's)."""
+    """Stop after this many steps of this run (a resumed baby trains this many more)."""
     minutes: float | None = None
     """Stop after this many minutes of this run."""
     threads: int | None = None

@@ -64,12 +64,6 @@ def revive(paths: BabyPaths, device: torch.device | str = "cpu", step: Weights |
     return Revived(record, tokenizer, model.eval(), step, warnings, f"step {step}", updates)
 
 
-def checkpoint_step(paths: BabyPaths) -> int:
-    """The newest checkpoint's step, read from its folder name (cheap: no tensors loaded)."""
-    found = ckpt.list_checkpoints(paths.checkpoints)
-    return found[-1][0] if found else 0
-
-
 class SavedBaby:
     """A revived baby as a ChatHost: what `babyterm chat` talks through (the speaker the app uses).
 

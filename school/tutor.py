@@ -241,7 +241,6 @@ class Tutor:
         self._resume()
         self._settle_best_self()
         self._apply_weight_decay()
-        steps = self.options.steps
         self.learner = maybe_compile(  # what the training step runs
             self.cohort.wrap(self.model, room.device),
             self.options.compile,
@@ -253,7 +252,7 @@ class Tutor:
                 ProgressEvent(self.step, "compile", 1.0, f"warm-up took {s:.1f} s")
             ),
             on_fallback=self.warn,
-            steps_left=None if steps is None else max(0, steps - self.step),
+            steps_left=self.options.steps,  # of this run, as the budget counts them (not the baby's age)
             minutes=self.options.minutes,
         )
         if self.cohort.world == 1:  # a torchrun run is headless: nobody chats with its ranks

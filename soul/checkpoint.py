@@ -245,6 +245,19 @@ def verify_checkpoint(path: Path) -> str | None:
     return _verify(Path(path), deep=True)
 
 
+def newest_whole(ckpt_dir: Path) -> tuple[int, list[tuple[str, str]]]:
+    """The step of the newest checkpoint whose files are all there at their recorded sizes (0 for
+    none), and the newer ones that are not, with why: cheap (no checksums), for listings such as
+    `babyterm info`, which must not call a cut-short checkpoint healthy."""
+    damaged: list[tuple[str, str]] = []
+    for step, path in reversed(list_checkpoints(Path(ckpt_dir))):
+        why = _verify(path, deep=False)
+        if why is None:
+            return step, damaged
+        damaged.append((path.name, why))
+    return 0, damaged
+
+
 def _verify(path: Path, deep: bool) -> str | None:
     try:
         files = _manifest(path)["files"]

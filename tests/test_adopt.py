@@ -186,7 +186,10 @@ def test_broken_tokenizers_and_folders_are_refused(world, tmp_path: Path) -> Non
     with pytest.raises(SoulError, match=r"model\.safetensors not found"):
         adopt(hf, "kid", tmp_path / "home")
     (hf / "config.json").write_text('{"model_type": "gpt2"}')
-    with pytest.raises(SoulError, match="Llama"):
+    with pytest.raises(SoulError, match="'gpt2' model; babyterm adopts Llama"):
+        adopt(hf, "kid", tmp_path / "home")
+    (hf / "config.json").write_text("{}")  # a config that says nothing is not "a None model"
+    with pytest.raises(SoulError, match="names no model_type; babyterm adopts Llama"):
         adopt(hf, "kid", tmp_path / "home")
     assert not (tmp_path / "home" / "babies" / "kid").exists()
 

@@ -123,12 +123,28 @@ def test_train_chat_logs_info_and_a_refused_brain(capsys, small_library: Path) -
 
     code, out, _ = run(capsys, "info")
     assert code == 0 and "baby" in out and "transformer" in out and "step       20" in out
+    code, out, _ = run(capsys, "train", "--steps", "10", "--threads", "1")  # ten more: to step 30
+    assert code == 0 and "saved step 30" in out
+    newest = ckpt.list_checkpoints(baby_paths("baby").checkpoints)[-1][1]
+    with open(newest / "model.safetensors", "r+b") as f:  # cut short, as by a full disk
+        f.truncate(100)
+    code, out, _ = run(capsys, "info")  # not healthy at step 30: the next run goes on from 20
+    assert code == 0 and "step       20" in out
+    assert f"checkpoint {newest.name} is damaged (model.safetensors is 100 bytes" in out
 
     code, _, err = run(capsys, "train", "--brain", "babyllm", "--steps", "1")
     assert_user_error(code, err, "--baby")
 
 
 CHAT_SAMPLING = ("max_tokens", "temperature", "top_k", "top_p", "repetition_penalty", "emphasis")
+
+
+def test_where_train_serve_listens_is_taken_with_serve_and_defaults_without() -> None:
+    args = parse_args(["train", "--serve", "--port", "9001", "--host", "0.0.0.0"])
+    assert (args.port, args.host, args.api_key) == (9001, "0.0.0.0", None)
+    for argv in (["train"], ["train", "--serve"], ["serve"]):
+        args = parse_args(argv)
+        assert (args.port, args.host, args.api_key) == (8000, "127.0.0.1", None)
 
 
 def test_chat_options_default_to_the_chat_commands() -> None:
@@ -247,6 +263,8 @@ def test_budgets_must_be_above_zero(capsys, isolated_home: Path, argv: list[str]
         (["chat", "hi", "--max-tokens", "0"], ["--max-tokens", "from 1"]),
         (["chat", "hi", "--max-tokens", "1.5"], ["--max-tokens", "whole number"]),
         (["train", "--vocab-size", "x"], ["--vocab-size"]),
+        (["train", "--port", "9000"], ["--port", "only to `train --serve`"]),
+        (["train", "--api-key", "k", "--steps", "1"], ["--api-key", "add --serve"]),
         (["chat", "--step", "soon"], ["--step", "live, best or a step"]),
         (["export", "--format", "hf", "--step", "-4"], ["--step"]),
     ],
@@ -427,3 +445,18 @@ def test_a_failed_export_takes_back_the_folders_it_made(
     )
     assert_user_error(code, err, "No space left on device")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("doing,rest", [("saving", "without saving"), ("stopping", "at once")])
+def test_a_stop_signal_says_what_it_is_doing(capsys, doing: str, rest: str) -> None:
+    from babyterm.stopping import stop_on_signals
+
+    asked = []
+    with stop_on_signals(lambda: asked.append(1), doing=doing):
+        signal.raise_signal(signal.SIGTERM)  # handled on this (the main) thread before it returns
+        with pytest.raises(KeyboardInterrupt):
+            signal.raise_signal(signal.SIGTERM)  # a second one does not wait
+    assert asked == [1]
+    err = capsys.readouterr().err
+    assert f"{doing}… (SIGTERM; SIGTERM again to quit {rest})" in err
+    assert "saving" not in err or doing == "saving"  # `serve` has nothing to save and says so

@@ -158,3 +158,35 @@ def test_a_backward_that_fails_to_compile_falls_back_and_the_step_is_retaken(
     assert tutor.learner.fn is None and len(warned) == 1 and "C++ compile failed" in warned[0]
     tutor.train_step()
     assert tutor.step == 2 and len(warned) == 1
+
+
+def test_auto_counts_the_steps_of_this_run_not_the_babys_age(
+    small_library, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--steps N` is N more steps (the budget counts them so): a resumed baby's age must not shrink
+    what `auto` weighs the warm-up against."""
+    import school.tutor as tutor_module
+    from school.options import TrainOptions
+    from school.tutor import Tutor
+
+    options = TrainOptions(
+        library=str(small_library), brain="transformer", preset="tiny", vocab_size=300,
+        threads=1, precision="fp32", compile="off",
+    )  # fmt: skip
+    small = dict(dim=32, n_layers=1, n_heads=2, max_seq_len=16)
+    first = Tutor(options, brain_overrides=small)
+    first.prepare()
+    for _ in range(3):
+        first.train_step()
+    first.save("manual")
+    asked: list[int | None] = []
+
+    def record(model, value, device, steps_left=None, **kwargs):
+        asked.append(steps_left)
+        return model
+
+    monkeypatch.setattr(tutor_module, "maybe_compile", record)
+    options.steps = 1000
+    again = Tutor(options, brain_overrides=small)
+    again.prepare()
+    assert again.step == 3 and asked == [1000]

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from babyterm.cli import main
 from babyterm.server.errors import MAX_BODY
 from babyterm.server.queue import ReplySlot
-from babyterm.server.serve import ServeError, ServerThread, check_host
+from babyterm.server.serve import ServeError, ServerThread, bind, check_host
 from tests.fake_host import FakeHost
 from tests.test_tutor import wait_for
 
@@ -155,9 +155,16 @@ def test_a_busy_port_is_one_line(isolated_home, capsys: pytest.CaptureFixture[st
         (soul / "config.json").write_text("{}")  # enough to be found; the port is refused before it is read
         assert main(["serve", "--port", str(port)]) == 2
         err = capsys.readouterr().err
-        assert err.count("\n") == 1 and "in use" in err
+        assert err.count("\n") == 1 and "in use" in err and "something else using it" in err
     finally:
         taken.close()
+
+
+def test_an_address_this_machine_lacks_is_said_so() -> None:
+    # 192.0.2.0/24 is TEST-NET-1 (RFC 5737): no machine has it, so binding there is EADDRNOTAVAIL
+    with pytest.raises(ServeError, match="no such address") as refused:
+        bind("192.0.2.1", 0)
+    assert "something else using it" not in str(refused.value)
 
 
 def test_a_client_that_leaves_mid_stream_frees_its_slot() -> None:

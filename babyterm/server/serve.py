@@ -7,6 +7,7 @@ with its own asyncio loop, so the host keeps the main thread (and its signals) t
 from __future__ import annotations
 
 import contextlib
+import errno
 import ipaddress
 import os
 import socket
@@ -65,9 +66,12 @@ def bind(host: str, port: int) -> socket.socket:
         sock.listen(128)
     except OSError as e:
         sock.close()
-        raise ServeError(
-            f"cannot listen on {host}:{port}: {e.strerror or e} (is something else using it?)"
-        ) from None
+        hint = {
+            errno.EADDRINUSE: " (is something else using it?)",
+            errno.EADDRNOTAVAIL: " (this machine has no such address: try 127.0.0.1 or 0.0.0.0)",
+            errno.EACCES: " (ports below 1024 need privileges: try 8000 or above)",
+        }.get(e.errno or 0, "")
+        raise ServeError(f"cannot listen on {host}:{port}: {e.strerror or e}{hint}") from None
     sock.set_inheritable(True)
     return sock
 

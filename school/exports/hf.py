@@ -191,8 +191,10 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 
 def _config_from_hf(c: dict[str, Any], folder: Path) -> TransformerConfig:
-    if c.get("model_type") != "llama":
-        raise SoulError(f"{folder} holds a {c.get('model_type')!r} model; babyterm adopts Llama models")
+    if "model_type" not in c:
+        raise SoulError(f"{folder}/config.json names no model_type; babyterm adopts Llama models")
+    if c["model_type"] != "llama":
+        raise SoulError(f"{folder} holds a {c['model_type']!r} model; babyterm adopts Llama models")
     rope = c.get("rope_parameters") or {}
     scaling = c.get("rope_scaling") or (rope if rope.get("rope_type", "default") != "default" else None)
     unsupported = {
