@@ -30,19 +30,34 @@ class _Parser(argparse.ArgumentParser):
         self.exit(USER_ERROR, f"{self.prog}: {message} (see {self.prog} --help)\n")
 
 
-def _positive(cast: type) -> Any:
-    """An argparse type: a finite number above 0 (`--steps 0` or `--minutes -1` would stop at once)."""
+def _positive(cast: type, most: int | None = None, why: str = "") -> Any:
+    """An argparse type: a finite number above 0 (`--steps 0` or `--minutes -1` would stop at once),
+    and at most `most` where more would harm (a learning rate of 1e9 ruins the weights it saves)."""
 
     def check(text: str) -> Any:
         try:
             value = cast(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+            kind = "a whole number" if cast is int else "a number"
+            raise argparse.ArgumentTypeError(f"{text!r} is not {kind}") from None
         if not (math.isfinite(value) and value > 0):
             raise argparse.ArgumentTypeError(f"must be more than 0, not {text}")
+        if most is not None and value > most:
+            raise argparse.ArgumentTypeError(f"must be at most {most:,}{why}, not {text}")
         return value
 
     return check
+
+
+def _usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS and Windows have no affinity mask to read
+        return os.cpu_count() or 1
+
+
+MOST_STEPS, MOST_MINUTES = 10**9, 10**6
+"""Budgets no run reaches (a million minutes is two years), so that 1e30 is a typo, not a plan."""
 
 
 def _limited(field: str) -> Any:
@@ -81,13 +96,14 @@ def _fraction(text: str) -> float:
     return value
 
 
-def _non_negative(text: str) -> float:
+def _weight_decay(text: str) -> float:
+    """AdamW's decay shrinks every weight by lr × decay a step: above 1 it wipes out what was learned."""
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not (math.isfinite(value) and value >= 0):
-        raise argparse.ArgumentTypeError(f"must be 0 or more, not {text}")
+    if not (math.isfinite(value) and 0 <= value <= 1):
+        raise argparse.ArgumentTypeError(f"must be 0 or more, at most 1, not {text}")
     return value
 
 
@@ -131,7 +147,7 @@ SHARED: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
     "threads": (
         ("--threads",),
         dict(
-            type=_positive(int),
+            type=_positive(int, 2 * _usable_cores(), f" (twice this machine's {_usable_cores()} cores)"),
             help="torch CPU threads (default: OMP_NUM_THREADS, else the usable cores, up to 8)",
         ),
     ),
@@ -162,9 +178,9 @@ SHARED: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
     "dropout": (("--dropout",), dict(type=_fraction, help="dropout while training (default: the recipe's)")),
     "weight_decay": (
         ("--weight-decay",),
-        dict(type=_non_negative, help="AdamW weight decay (default: the recipe's)"),
+        dict(type=_weight_decay, help="AdamW weight decay (default: the recipe's)"),
     ),
-    "lr": (("--lr",), dict(type=_positive(float), help="peak learning rate (default: the recipe's)")),
+    "lr": (("--lr",), dict(type=_positive(float, 1), help="peak learning rate (default: the recipe's)")),
     "bpe_dropout": (
         ("--bpe-dropout",),
         dict(
@@ -295,10 +311,16 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train headless, one line per logged step")
     _shared(train, TAKES["train"])
     train.add_argument(
-        "--steps", type=_positive(int), default=None, help="stop after this many steps of this run"
+        "--steps",
+        type=_positive(int, MOST_STEPS),
+        default=None,
+        help="stop after this many steps of this run",
     )
     train.add_argument(
-        "--minutes", type=_positive(float), default=None, help="stop after this many minutes of this run"
+        "--minutes",
+        type=_positive(float, MOST_MINUTES),
+        default=None,
+        help="stop after this many minutes of this run",
     )
 
     train.add_argument(
@@ -401,7 +423,10 @@ def build_parser() -> argparse.ArgumentParser:
     race = sub.add_parser("race", help="race fresh babies of several brains on one library, fairly timed")
     _shared(race, TAKES["race"], helps={"preset": "every racer's size (default: tiny)"})
     race.add_argument(
-        "--minutes", type=_positive(float), default=2.0, help="the whole race's wall time (default: 2)"
+        "--minutes",
+        type=_positive(float, MOST_MINUTES),
+        default=2.0,
+        help="the whole race's wall time (default: 2)",
     )
     race.add_argument(
         "--brains",

@@ -15,9 +15,9 @@ import torch
 
 from school.events import ErrorEvent, Event, SaveEvent
 from soul import checkpoint as ckpt
-from soul.best_self import save_best
+from soul.best_self import BestSelf, load_best, save_best
 from soul.milestones import save_milestone
-from soul.paths import BabyPaths
+from soul.paths import BabyPaths, SoulError
 from soul.resume_state import ResumeState
 
 SAVE_RETRY_S = 30.0  # after a failed save (a full disk, say), try again this soon
@@ -73,6 +73,17 @@ class Checkpointer:
         if found.optim:
             self.optimizer.load_state_dict(found.optim)
         return Resumed(ResumeState.from_json(found.state, found.step), list(found.warnings))
+
+    def back_to_best(self) -> BestSelf | None:
+        """Load the best self's weights into the model, with a fresh optimizer state (the moments
+        belong to the weights it leaves); None, changing nothing, when there is no sound best self."""
+        try:
+            record, tensors = load_best(self.paths.milestones, str(self.device))
+            ckpt.load_model_tensors(self.model, tensors)
+        except (SoulError, ValueError, KeyError, RuntimeError):
+            return None
+        self.optimizer.state.clear()
+        return record
 
     def save(self, state: ResumeState, reason: str) -> Event:
         """A checkpoint now: a SaveEvent, or an ErrorEvent when it failed (the last good one stays)."""

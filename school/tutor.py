@@ -144,6 +144,8 @@ class Tutor:
         self._stopping = False
         self._recent_losses: list[float] = []
         self._bad_streak = 0
+        self._rolled_back = False
+        """Whether the last run of bad steps rolled back, with no good step since."""
         self._chat_s = 0.0  # chat answered mid-step or mid-evaluation (_serve_chats), kept out of timings
         self._pause_error: Exception | None = None  # a reply's, raised mid-step: see _pause
         self.lr_scale = 1.0
@@ -344,7 +346,7 @@ class Tutor:
         if not math.isfinite(gn_v):
             self.optimizer.zero_grad(set_to_none=True)
             return self._skip("gradient norm", gn_v)
-        self._bad_streak = 0
+        self._bad_streak, self._rolled_back = 0, False
         reading = self.metabolism.update(loss_v, acc_v, self.step, self.clock())
         self.pixel = pixel_pred.detach().float().mean(0)  # what it felt is what it feels next
         self.pixel_target = torch.tensor(reading.rgb, device=self.room.device)
@@ -361,15 +363,22 @@ class Tutor:
         if self._bad_streak >= ROLLBACK_AFTER:
             self._bad_streak = 0
             self.lr_scale *= 0.5
-            try:
-                found = self.checkpointer.resume()
-            except SoulError:  # checkpoints, but none usable: as good as none
-                found = None
-            if found is not None:
-                self.step, self.tokens_seen = found.state.step, found.state.tokens_seen
-            where = (
-                f"rolled back to step {self.step}" if found is not None else "no checkpoint to roll back to"
-            )
+            if self._rolled_back:  # the checkpoint it went back to fails too: its weights are the trouble
+                best = self.checkpointer.back_to_best()
+                where = (
+                    f"the checkpoint fails too: back to its best self (step {best.step:,})"
+                    if best is not None
+                    else "the checkpoint fails too, and there is no best self to go back to"
+                )
+            else:
+                self._rolled_back = True
+                try:
+                    found = self.checkpointer.resume()
+                except SoulError:  # checkpoints, but none usable: as good as none
+                    found = None
+                if found is not None:
+                    self.step, self.tokens_seen = found.state.step, found.state.tokens_seen
+                where = f"rolled back to step {self.step}" if found else "no checkpoint to roll back to"
             self.warn(f"{ROLLBACK_AFTER} bad steps in a row: {where}; learning rate now ×{self.lr_scale:g}")
         return {"skipped": 1.0, "loss": float("nan"), "accuracy": 0.0, "grad_norm": float("nan"), "lr": 0.0}
 

@@ -248,6 +248,12 @@ def test_budgets_must_be_above_zero(capsys, isolated_home: Path, argv: list[str]
     [
         (["train", "--dropout", "1"], ["--dropout", "below 1"]),
         (["train", "--weight-decay", "-0.1"], ["--weight-decay", "0 or more"]),
+        (["train", "--weight-decay", "1e9"], ["--weight-decay", "at most 1"]),
+        (["train", "--lr", "1e9"], ["--lr", "at most 1"]),
+        (["train", "--threads", "100000"], ["--threads", "cores"]),
+        (["train", "--steps", "1.5"], ["--steps", "whole number"]),
+        (["train", "--steps", "99999999999999"], ["--steps", "at most 1,000,000,000"]),
+        (["train", "--minutes", "1e30"], ["--minutes", "at most"]),
         (["train", "--lr", "0"], ["--lr", "more than 0"]),
         (["train", "--bpe-dropout", "1.5"], ["--bpe-dropout", "below 1"]),
         (["train", "--context", "0"], ["--context"]),

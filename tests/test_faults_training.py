@@ -69,6 +69,34 @@ def test_non_finite_loss_is_skipped_then_rolled_back(small_library: Path) -> Non
     assert not tutor.train_step().get("skipped")  # and training goes on
 
 
+def test_a_checkpoint_that_fails_too_sends_it_back_to_its_best_self(small_library: Path) -> None:
+    """Weights finite but wild (a huge --lr once saved them) fail every step from their checkpoint:
+    the second rollback in a row goes to the best self instead of looping on the same checkpoint."""
+    tutor = make_tutor(small_library)
+    tutor.prepare()
+    events: list[Event] = []
+    tutor.subscribe(events.append)
+    for _ in range(2):
+        tutor.train_step()
+    tutor.emit(tutor.checkpointer.save_best(tutor.step, 3.0, tutor.librarian.validation_id))
+    best = [p.detach().clone() for p in tutor.model.parameters()]
+    for _ in range(2):
+        tutor.train_step()
+    with torch.no_grad():
+        next(tutor.model.parameters()).mul_(1e30)  # finite, so it is saved; every forward overflows
+    tutor.save("manual")
+    assert load_latest(tutor.paths.checkpoints).step == 4
+    for _ in range(6):
+        assert tutor.train_step().get("skipped")
+    assert tutor.lr_scale == 0.25
+    for p, b in zip(tutor.model.parameters(), best, strict=True):
+        assert torch.equal(p, b)  # the best self's weights, not the wild checkpoint's
+    said = _errors(events)
+    assert any("rolled back to step 4" in m for m in said)
+    assert any("the checkpoint fails too: back to its best self (step 2)" in m for m in said)
+    assert not tutor.train_step().get("skipped")  # and training goes on
+
+
 def test_non_finite_gradient_never_reaches_the_weights(small_library: Path) -> None:
     tutor = make_tutor(small_library)
     tutor.prepare()
