@@ -437,6 +437,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--prompt", default=DEFAULT_PROMPT, help=f"what each answers at the end (default: {DEFAULT_PROMPT!r})"
     )
     race.add_argument("--app", action="store_true", help="watch the race in the app's race view")
+    race.add_argument(
+        "--replace",
+        action="store_true",
+        help="start over race-BRAIN babies trained on or talked to since their race (they are lost)",
+    )
     return parser
 
 
@@ -734,7 +739,12 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_race(args: argparse.Namespace) -> int:
     """The race in the terminal (school.race through babyterm.race_printer), or in the app's view."""
     options = dict(
-        preset=args.preset, device=args.device, threads=args.threads, seed=args.seed, prompt=args.prompt
+        preset=args.preset,
+        device=args.device,
+        threads=args.threads,
+        seed=args.seed,
+        prompt=args.prompt,
+        replace=args.replace,
     )
     library = _path_or_none(args.library)
     if library is not None and not Path(library).exists():

@@ -23,6 +23,8 @@ class RaceSettings:
     device: str = "auto"
     threads: int | None = None
     seed: int = 1337
+    replace: bool = False
+    """Start over racers that grew since their race (school.race.grown_since_race)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {**self.__dict__, "brains": list(self.brains)}

@@ -28,6 +28,7 @@ from school.tokenizer import BOS_ID, EOS_ID
 from school.tutor import Tutor
 from soul.lock import BabyLock, holder
 from soul.paths import SoulError, baby_paths
+from soul.racer import grown_since_race, mark_raced
 from soul.record import BabyRecord
 
 EVAL_BATCHES = 4  # per evaluation: after every turn, so it must cost a fraction of a slice
@@ -98,6 +99,7 @@ def race(
     brain_overrides: dict[str, dict[str, Any]] | None = None,
     syllabus_overrides: dict[str, Any] | None = None,
     clock: Callable[[], float] = time.monotonic,
+    replace: bool = False,
 ) -> RaceResult:
     """Race fresh babies `race-BRAIN` of `brains` on `library` for `minutes` of wall time.
 
@@ -110,7 +112,9 @@ def race(
         syllabus_overrides: over every baby's syllabus (batch size; eval_batches, EVAL_BATCHES
             unless given). Like every override, it holds for this race only.
 
-    Existing `race-BRAIN` babies are replaced; one that a trainer holds is refused (SoulError).
+    Existing `race-BRAIN` babies are replaced while they are as their last race left them; one
+    trained on or talked to since, or not made by a race, is refused (SoulError) unless `replace`,
+    and one that a trainer holds is refused always.
     """
     brains = check_brains(brains)
     if not minutes > 0:
@@ -127,6 +131,11 @@ def race(
             if (held := holder(paths)) is not None:
                 who = f"pid {held['pid']}" if "pid" in held else "another process"
                 raise SoulError(f"baby {paths.name!r} is being trained by {who}; stop it before racing")
+            if not replace and (why := grown_since_race(paths)):
+                raise SoulError(
+                    f"baby {paths.name!r} is more than a racer now ({why}): a race would start it over; "
+                    f"race with --replace to do so anyway, or move {paths.root} aside"
+                )
             shutil.rmtree(paths.root, ignore_errors=True)  # a race starts from newborns
             lock = BabyLock(paths, log=warn)
             lock.acquire(f"babyterm race {','.join(brains)}")
@@ -152,6 +161,7 @@ def race(
             )
             tutor.subscribe(_warnings_to(warn))
             tutor.prepare()
+            mark_raced(tutor.paths, tutor.step)  # a race cut short leaves newborns a next race may replace
             tutors[brain] = tutor
             first = first or tutor
         return _run(tutors, minutes * 60, slice_s, prompt, answer_tokens, emit_point, on_answer, clock)
@@ -226,6 +236,7 @@ def _run(
     wall = clock() - start
     for tutor in tutors.values():
         tutor.save("stop")
+        mark_raced(tutor.paths, tutor.step)
     answers = []
     for brain, tutor in tutors.items():
         answers.append(_answer(brain, tutor, prompt, answer_tokens))

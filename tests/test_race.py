@@ -144,3 +144,26 @@ def test_the_race_command_refuses_bad_input_in_one_line(argv, words, isolated_ho
     assert exit_.value.code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert all(w in err for w in words), err
     assert not (isolated_home / "babies").exists()
+
+
+def test_a_racer_trained_or_talked_to_since_its_race_is_not_started_over(small_library, isolated_home):
+    """A race replaces its own racers, but not one the user made theirs (QA: `race` wiped a trained,
+    talked-to race-mlp without a word); --replace does it anyway."""
+    torch.set_num_threads(1)
+    tiny = dict(
+        minutes=1 / 60, brains=["mlp"], slice_s=0.3, answer_tokens=2, device="cpu", threads=1,
+        vocab_size=300, brain_overrides=TINY, syllabus_overrides=FAST,
+    )  # fmt: skip
+    race(str(small_library), **tiny)
+    race(str(small_library), **tiny)  # as the last race left it: started over without a word
+    paths = baby_paths("race-mlp", str(isolated_home))
+    paths.chat.write_text('{"role": "user", "text": "hi"}\n', encoding="utf-8")
+    with pytest.raises(SoulError, match=r"more than a racer now \(it has a chat history\).*--replace"):
+        race(str(small_library), **tiny)
+    assert paths.chat.exists()  # refused before anything was touched
+    race(str(small_library), **tiny, replace=True)
+    assert not paths.chat.exists()
+    newest = load_latest(paths.checkpoints, torch.device("cpu")).step
+    (paths.root / "race.json").write_text(f'{{"step": {newest - 1}}}', encoding="utf-8")  # trained on
+    with pytest.raises(SoulError, match=f"it trained on to step {newest:,} after its race"):
+        race(str(small_library), **tiny)
