@@ -738,14 +738,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_race(args: argparse.Namespace) -> int:
     """The race in the terminal (school.race through babyterm.race_printer), or in the app's view."""
-    options = dict(
-        preset=args.preset,
-        device=args.device,
-        threads=args.threads,
-        seed=args.seed,
-        prompt=args.prompt,
-        replace=args.replace,
-    )
+    options = {k: getattr(args, k) for k in ("preset", "device", "threads", "seed", "prompt", "replace")}
     library = _path_or_none(args.library)
     if library is not None and not Path(library).exists():
         raise SoulError(f"library not found: {library}")
