@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import secrets
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -256,10 +257,10 @@ def generate(
         bias = [float(b) for b in (emphasis or [])][-len(context) :] if emphasis else []
         bias = [0.0] * (len(context) - len(bias)) + bias
         emphasised = any(bias)
-        if sampling.seed is not None:
-            generator = torch.Generator(device=device).manual_seed(sampling.seed)
-        else:
-            generator = None
+        # unseeded replies draw from fresh entropy: from the global state, which rng_kept puts back
+        # after every reply, each would start from the same place and say the same thing
+        seed = sampling.seed if sampling.seed is not None else secrets.randbits(63)
+        generator = torch.Generator(device=device).manual_seed(seed)
         seen = None
         if sampling.repetition_penalty != 1.0:
             seen = torch.zeros(model.config.vocab_size, dtype=torch.bool, device=device)

@@ -10,7 +10,7 @@ import torch
 
 from brain import build_brain, preset_config
 from brain.babyllm import window_reach
-from brain.generate import Sampling, choose, describe, generate, shape_logits
+from brain.generate import Sampling, choose, describe, generate, rng_kept, shape_logits
 from school.commands import Attend, Chat
 from school.emphasis import emphasis_bias, parse_marks
 from school.events import ChatEvent, InsightEvent
@@ -78,6 +78,20 @@ def test_seed_reproduces_and_different_seeds_differ() -> None:
 
     assert run(7) == run(7)
     assert len({tuple(run(seed)) for seed in range(5)}) > 1
+
+
+def test_unseeded_replies_differ_even_from_the_same_random_state() -> None:
+    """Chat puts the global random state back after every reply (rng_kept), so a reply drawn from it
+    would repeat the last one word for word (QA: `babyterm chat` said the same thing three times)."""
+    model = brain("transformer")
+    replies = []
+    for _ in range(4):
+        torch.manual_seed(0)  # the same global state before each, as rng_kept leaves it
+        with rng_kept(model):
+            replies.append(
+                tuple(ids(generate(model, [3], Sampling(temperature=1.2, top_k=None, max_tokens=20))))
+            )
+    assert len(set(replies)) > 1
 
 
 def test_repetition_penalty_discourages_seen_tokens() -> None:
