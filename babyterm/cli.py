@@ -120,19 +120,30 @@ def weights_arg(text: str) -> Any:
 STEP_HELP = "which weights: live (the newest, the default), best (its best held-out self) or a milestone step"
 
 
+def _given(text: str) -> str:
+    """An argparse type for names and paths: `--home ""` would quietly mean the default (the real
+    user data folder) and `--library ""` the current folder."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("is empty: give a name or a path, or leave the option out")
+    return text
+
+
 # Options that may come before the subcommand or after it (`babyterm --baby notes train` and
 # `babyterm train --baby notes` mean the same). Every copy has a SUPPRESS default, so a copy left
 # out never overwrites one given elsewhere; the defaults are filled in once, by parse_args.
 SHARED: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
-    "baby": (("--baby",), dict(help="which baby (default: baby)")),
-    "home": (("--home",), dict(help="where babies live (default: $BABYTERM_HOME or the user data folder)")),
+    "baby": (("--baby",), dict(type=_given, help="which baby (default: baby)")),
+    "home": (
+        ("--home",),
+        dict(type=_given, help="where babies live (default: $BABYTERM_HOME or the user data folder)"),
+    ),
     "library": (
         ("--library",),
-        dict(help="a text file or folder to learn from (default: Python's docs)"),
+        dict(type=_given, help="a text file or folder to learn from (default: Python's docs)"),
     ),
     "val_text": (
         ("--val-text",),
-        dict(help="a file or folder to score on instead of the library's held-out tail"),
+        dict(type=_given, help="a file or folder to score on instead of the library's held-out tail"),
     ),
     "brain": (("--brain",), dict(choices=BRAIN_NAMES, help="for a new baby")),
     "preset": (("--preset",), dict(choices=("tiny", "small", "original"), help="for a new baby")),
@@ -331,7 +342,9 @@ def build_parser() -> argparse.ArgumentParser:
     chat = sub.add_parser("chat", help="talk to the saved baby (interactive without a prompt)")
     _shared(chat, TAKES["chat"])
     chat.add_argument("prompt", nargs="?", default=None)
-    chat.add_argument("--export", metavar="FILE.md", default=None, help="write the chat history as Markdown")
+    chat.add_argument(
+        "--export", metavar="FILE.md", type=_given, default=None, help="write the chat history as Markdown"
+    )
     chat.add_argument(
         "--since", default=None, help="with --export: only since a date (2026-12-01) or for a while (2h, 7d)"
     )
@@ -406,7 +419,9 @@ def build_parser() -> argparse.ArgumentParser:
     _shared(export, TAKES["export"])
     export.add_argument("--format", required=True, choices=("hf", "llama2c", "gguf", "safetensors"))
     export.add_argument("--quant", default="f32", choices=("f32", "q8_0"), help="gguf weights (default f32)")
-    export.add_argument("--out", default=None, help="an absent or empty folder (default: ./BABY-FORMAT)")
+    export.add_argument(
+        "--out", type=_given, default=None, help="an absent or empty folder (default: ./BABY-FORMAT)"
+    )
     export.add_argument("--step", type=weights_arg, default=None, help=STEP_HELP)
 
     xray = sub.add_parser("xray", help="see inside: every stage of the brain's forward pass on TEXT")
@@ -581,8 +596,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_chat(args: argparse.Namespace) -> int:
     """Talk to the saved baby through the speaker the app uses (school.speaker)."""
+    import dataclasses
     import uuid
 
+    from babyterm.chat_settings import ChatSettings, terminal_command
     from babyterm.printer import clean_text
     from school.revive import SavedBaby, revive
     from school.speaker import Speaker
@@ -605,24 +622,14 @@ def cmd_chat(args: argparse.Namespace) -> int:
         sys.stdout.write(clean_text(piece))
         sys.stdout.flush()
 
+    sampling = [f.name for f in dataclasses.fields(ChatSettings) if f.name != "weights"]  # each a flag
+    flags = ChatSettings(**{name: getattr(args, name) for name in sampling})
+    settings = dataclasses.replace(flags)  # the /commands change this one; /reset goes back to flags
+
     def answer(text: str) -> None:
         if len(text) > MAX_PROMPT_CHARS:
             warn(f"it reads only the last {MAX_PROMPT_CHARS:,} characters")
-        command = Chat(
-            id=uuid.uuid4().hex,
-            text=text,
-            max_tokens=args.max_tokens,
-            temperature=args.temperature,
-            top_k=args.top_k,
-            top_p=args.top_p,
-            repetition_penalty=args.repetition_penalty,
-            min_p=args.min_p,
-            dynatemp_range=args.dynatemp_range,
-            dynatemp_exponent=args.dynatemp_exponent,
-            seed=args.seed,
-            emphasis=args.emphasis,
-        )
-        speaker.answer(command, show)
+        speaker.answer(Chat(id=uuid.uuid4().hex, text=text, **settings.command_fields()), show)
         sys.stdout.write("\n")
 
     if args.prompt is not None:
@@ -637,6 +644,10 @@ def cmd_chat(args: argparse.Namespace) -> int:
             return 0
         if not text.strip():
             return 0
+        if text.startswith("/"):  # the chat pane's sampling commands; " /x" says "/x" to the baby
+            said = terminal_command(settings, flags, text)
+            print(said, file=sys.stderr if said.startswith("babyterm:") else sys.stdout)
+            continue
         answer(text)
 
 

@@ -7,6 +7,7 @@ correction if the user gave one. Text goes in code fences, so whatever the baby 
 
 from __future__ import annotations
 
+import math
 import re
 import sys
 import time
@@ -49,7 +50,12 @@ def parse_since(text: str, now: float | None = None) -> float:
         raise SoulError(
             f"--since takes a date like 2026-12-01 or a duration like 2h or 7d, not {text!r}"
         ) from None
-    return when.timestamp()  # a naive date is local time, as the user reads their clock
+    try:
+        return when.timestamp()  # a naive date is local time, as the user reads their clock
+    except (OverflowError, OSError, ValueError):  # 0001-01-01: before what the clock can say
+        if when.year < 1970:
+            return -math.inf  # before every line of the history: all of it
+        raise SoulError(f"--since {text!r} is beyond what this machine's clock can say") from None
 
 
 def exchanges(lines: Iterable[ChatLine]) -> list[Exchange]:
@@ -104,7 +110,7 @@ def render(name: str, found: list[Exchange], since: float | None = None) -> str:
     head = [f"# Chat with {name}", ""]
     span = f"from {_when(found[0].time)} to {_when(found[-1].time)}" if found else "none"
     count = f"{len(found)} exchange{'s' if len(found) != 1 else ''}"
-    scope = f"since {_when(since)}" if since is not None else "the whole history"
+    scope = f"since {_when(since)}" if since is not None and math.isfinite(since) else "the whole history"
     head += [f"{count} ({scope}), {span}.", ""]
     body: list[str] = []
     for n, ex in enumerate(found, 1):

@@ -352,7 +352,7 @@ def test_text_helpers() -> None:
 async def test_a_plateau_is_said_in_plain_words_and_step_best_talks_to_the_best_self(home: Path) -> None:
     import torch  # this test's own process only: the app's stays free of it
 
-    from babyterm.widgets.chat_settings import SettingError
+    from babyterm.chat_settings import SettingError
     from school.events import PlateauEvent, SaveEvent
     from soul.best_self import save_best
 

@@ -11,12 +11,13 @@ from textual.style import Style
 from textual.widgets import Input
 
 from babyterm.app import BabytermApp
+from babyterm.chat_settings import ChatSettings
 from babyterm.widgets.attention_strip import AttentionStrip
 from babyterm.widgets.chat import ChatMessage, ChatPane
 from babyterm.widgets.chat_message import HIGH, LOW
-from babyterm.widgets.chat_settings import ChatSettings, SettingsLine
 from babyterm.widgets.inspect_panel import InspectPanel
 from babyterm.widgets.pixel import Pixel
+from babyterm.widgets.settings_line import SettingsLine
 from babyterm.widgets.token_inspector import TokenInspector
 from school.commands import Attend
 from school.events import InsightEvent

@@ -269,6 +269,9 @@ def test_budgets_must_be_above_zero(capsys, isolated_home: Path, argv: list[str]
         (["chat", "hi", "--max-tokens", "0"], ["--max-tokens", "from 1"]),
         (["chat", "hi", "--max-tokens", "1.5"], ["--max-tokens", "whole number"]),
         (["train", "--vocab-size", "x"], ["--vocab-size"]),
+        (["train", "--home", ""], ["--home", "is empty"]),
+        (["train", "--library", " "], ["--library", "is empty"]),
+        (["export", "--format", "hf", "--out", ""], ["--out", "is empty"]),
         (["train", "--port", "9000"], ["--port", "only to `train --serve`"]),
         (["train", "--api-key", "k", "--steps", "1"], ["--api-key", "add --serve"]),
         (["chat", "--step", "soon"], ["--step", "live, best or a step"]),
@@ -466,3 +469,33 @@ def test_a_stop_signal_says_what_it_is_doing(capsys, doing: str, rest: str) -> N
     err = capsys.readouterr().err
     assert f"{doing}… (SIGTERM; SIGTERM again to quit {rest})" in err
     assert "saving" not in err or doing == "saving"  # `serve` has nothing to save and says so
+
+
+def test_interactive_chat_takes_the_panes_sampling_commands(
+    capsys, tiny_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import io
+
+    from school.speaker import Speaker
+
+    sent: list[Chat] = []
+    answer = Speaker.answer
+
+    def recording(self: Speaker, command: Chat, *rest: object) -> object:
+        sent.append(command)
+        return answer(self, command, *rest)
+
+    monkeypatch.setattr(Speaker, "answer", recording)
+    lines = ["/temp 0", "/max 6", "To be", "/topk 2.5", "/step 10", "/bogus", "/reset", "To be", "/help", ""]
+    monkeypatch.setattr(sys, "stdin", io.StringIO("\n".join(lines) + "\n"))
+    code, out, err = run(capsys, "chat", "--home", str(tiny_home), "--baby", "tiny", "--top-k", "7")
+    assert code == 0, err
+    said = out.split("you> ")
+    assert said[1].strip() == "temperature 0" and said[2].strip() == "max tokens 6"
+    asked = [(c.temperature, c.max_tokens, c.top_k) for c in sent]
+    assert asked == [(0.0, 6, 7), (0.8, 120, 7)]  # the /commands, then /reset back to the flags
+    assert "sampling back to the flags' settings: temp 0.8 · k 7" in out and "/temp 0.8" in out  # /help
+    refusals = err.strip().splitlines()
+    assert len(refusals) == 3 and all(r.startswith("babyterm: ") for r in refusals)
+    assert "top-k must be a whole number" in refusals[0] and "--step" in refusals[1]
+    assert "no command /bogus" in refusals[2]

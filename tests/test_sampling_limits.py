@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from babyterm.chat_settings import ChatSettings
 from babyterm.cli import build_parser
-from babyterm.widgets.chat_settings import ChatSettings
 from school.sampling_limits import LIMITS, SettingError
 
 FLAGS = {

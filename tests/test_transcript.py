@@ -88,6 +88,9 @@ def test_chat_export_writes_the_history_or_what_is_since(isolated_home: Path, tm
     assert main(["chat", "--baby", "ada", "--export", str(out), "--since", "2025-11-26T12:00+00:00"]) == 0
     assert "wrote 1 exchange with ada" in capsys.readouterr().out
     assert out.read_text(encoding="utf-8").count("\n## ") == 1 and "hello back" in out.read_text()
+    assert main(["chat", "--baby", "ada", "--export", str(out), "--since", "0001-01-01"]) == 0  # no traceback
+    assert "wrote 3 exchanges with ada" in capsys.readouterr().out
+    assert "(the whole history)" in out.read_text(encoding="utf-8")
     assert list(tmp_path.glob(".chat.md.*")) == []  # no temp file left behind
 
 

@@ -13,12 +13,12 @@ from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
+from babyterm.chat_settings import COMMANDS
 from babyterm.screens.logs import LogsScreen
 from babyterm.screens.main import MainScreen
 from babyterm.screens.race import RaceScreen
 from babyterm.screens.xray import XRayScreen
 from babyterm.widgets.chat import ChatPane
-from babyterm.widgets.chat_settings import COMMANDS
 from babyterm.widgets.inspect_panel import InspectPanel
 
 NAMES = {

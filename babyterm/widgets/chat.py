@@ -14,18 +14,18 @@ from textual.containers import Vertical, VerticalScroll
 from textual.reactive import reactive
 from textual.widgets import Input, Static
 
-from babyterm.messages import EventBatch, TrainerCommand
-from babyterm.widgets.chat_message import ChatMessage
-from babyterm.widgets.chat_settings import (
+from babyterm.chat_settings import (
     SETTINGS,
     ChatSettings,
     SettingError,
-    SettingsLine,
     help_lines,
     milestone_step,
     weights_label,
 )
+from babyterm.messages import EventBatch, TrainerCommand
+from babyterm.widgets.chat_message import ChatMessage
 from babyterm.widgets.inspect_panel import InspectPanel
+from babyterm.widgets.settings_line import SettingsLine
 from babyterm.xray_text import taught_line
 from school.commands import CancelChat, Chat, Correct
 from school.events import ChatEvent, InsightEvent, TaughtEvent

@@ -1,4 +1,5 @@
-"""How the baby is asked to reply: sampling settings set by /commands, and their one-line summary."""
+"""How the baby is asked to reply: sampling settings set by /commands, and their one-line summary
+(textual-free: the chat pane and `babyterm chat` both keep one)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-from textual.content import Content
-from textual.widgets import Static
 
 from school.commands import Chat
 from school.sampling_limits import LIMITS, SettingError
@@ -163,8 +161,8 @@ COMMANDS: tuple[tuple[str, str], ...] = (
 """Every chat command with an example, for /help and the help screen."""
 
 
-def help_lines(settings: ChatSettings, confidence: bool) -> str:
-    """/help: each command with its current value, in two columns narrow enough for the chat pane."""
+def setting_rows(settings: ChatSettings) -> list[tuple[str, str]]:
+    """Each sampling /command with its current value, and what it does."""
     rows = []
     for name, (field, _, what) in SETTINGS.items():
         value = getattr(settings, field)
@@ -174,6 +172,12 @@ def help_lines(settings: ChatSettings, confidence: bool) -> str:
         rows.append(
             (f"/{name} {'off' if value is None or (name == 'topk' and not value) else _num(value)}", what)
         )
+    return rows
+
+
+def help_lines(settings: ChatSettings, confidence: bool) -> str:
+    """/help: each command with its current value, in two columns narrow enough for the chat pane."""
+    rows = setting_rows(settings)
     target = weights_label(settings.weights)
     rows += [
         (f"/conf {'on' if confidence else 'off'}", "confidence colours"),
@@ -213,8 +217,29 @@ def milestone_step(folder: Path, arg: str) -> int | str:
     return step
 
 
-class SettingsLine(Static):
-    """The settings every message is sent with, under the chat input."""
+PANE_ONLY = ("conf", "inspect", "correct", "export")
+"""Chat pane commands that need the app (a reply to inspect, a trainer to teach, the pane's history)."""
 
-    def show(self, settings: ChatSettings) -> None:
-        self.update(Content(settings.summary()))
+
+def terminal_command(settings: ChatSettings, defaults: ChatSettings, line: str) -> str:
+    """A /command typed to `babyterm chat`: the sampling ones change `settings` (/reset: back to
+    `defaults`, the flags'), /help lists them; returns what to print, a refusal in one line."""
+    name, _, arg = line.strip()[1:].partition(" ")
+    name = name.lower()
+    if name in SETTINGS:
+        try:
+            return settings.set(name, arg)
+        except SettingError as e:
+            return f"babyterm: {e}"
+    if name == "reset":
+        for field in dataclasses.fields(ChatSettings):
+            setattr(settings, field.name, getattr(defaults, field.name))
+        return "sampling back to the flags' settings: " + settings.summary()
+    if name == "help":
+        rows = [*setting_rows(settings), ("/reset", "back to the flags' settings")]
+        return "\n".join(f"{left:<11} {right}" for left, right in rows)
+    if name in ("step", "steps", "live"):
+        return f"babyterm: /{name} works in the app's chat pane; here, choose the weights with --step"
+    if name in PANE_ONLY:
+        return f"babyterm: /{name} works in the app's chat pane; here: /help lists what works"
+    return f"babyterm: no command /{name}: /help lists them (start a line with a space to say it)"
