@@ -1,5 +1,5 @@
 """`python -m babyterm` is the `babyterm` command."""
 
-from babyterm.cli import main
+from babyterm.launch import run
 
-raise SystemExit(main())
+raise SystemExit(run())

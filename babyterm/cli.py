@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from babyterm.launch import INTERRUPTED
 from brain import BRAIN_NAMES
 from school.commands import Chat
 from school.options import MAX_PROMPT_CHARS, PRECISIONS, TrainOptions
@@ -521,7 +522,7 @@ def _options(args: argparse.Namespace) -> TrainOptions:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from school.librarian import LibraryError
+    from school.library import LibraryError  # torch-free: the app's process never loads torch
 
     try:
         if args.command == "train":
@@ -552,7 +553,7 @@ def main(argv: list[str] | None = None) -> int:
         return USER_ERROR
     except KeyboardInterrupt:
         print("babyterm: interrupted", file=sys.stderr)
-        return 130
+        return INTERRUPTED
 
 
 def cmd_app(args: argparse.Namespace, watch: bool = False) -> int:

@@ -16,12 +16,15 @@ import json
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
 from soul.atomic import write_text_atomic
 from soul.paths import SoulError
+
+if TYPE_CHECKING:  # torch only where a tensor is made: school.library, and so the CLI, load without it
+    import torch
 
 UNK_ID, BOS_ID, EOS_ID = 0, 1, 2
 SPECIALS = ("<unk>", "<s>", "</s>")
@@ -220,6 +223,8 @@ def token_byte_lengths(tok: Tokenizer) -> torch.Tensor:
     ▁ counts as the one byte of a space, a byte piece as 1, specials as 0. Over `encode(text)` the
     sum is `len(text.encode()) + 1` for non-empty text: the +1 is the prepended dummy-prefix space.
     """
+    import torch
+
     n = tok.get_vocab_size()
     out = torch.zeros(n, dtype=torch.int64)
     out[len(SPECIALS) : N_RESERVED] = 1

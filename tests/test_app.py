@@ -340,6 +340,12 @@ async def test_the_logs_screen_shows_one_event_per_chat_reply(home: Path) -> Non
 def test_the_app_process_stays_free_of_torch() -> None:
     code = "import sys, babyterm.app; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+    # and `babyterm` itself, up to opening the app (its main once imported torch for an error class)
+    code = (
+        "import sys, babyterm.cli as cli; "
+        "cli.cmd_app = lambda args, watch=False: sys.exit(int('torch' in sys.modules)); cli.main([])"
+    )
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
 
 
 def test_text_helpers() -> None:

@@ -499,3 +499,28 @@ def test_interactive_chat_takes_the_panes_sampling_commands(
     assert len(refusals) == 3 and all(r.startswith("babyterm: ") for r in refusals)
     assert "top-k must be a whole number" in refusals[0] and "--step" in refusals[1]
     assert "no command /bogus" in refusals[2]
+
+
+def test_a_ctrl_c_while_python_still_imports_is_one_line(capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    import builtins
+
+    from babyterm.launch import INTERRUPTED, run
+
+    real_import = builtins.__import__
+
+    def interrupted(name: str, *args: object, **kwargs: object) -> object:
+        if name == "babyterm.cli":
+            raise KeyboardInterrupt  # as a Ctrl+C lands half a second in
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.delitem(sys.modules, "babyterm.cli")
+    monkeypatch.setattr(builtins, "__import__", interrupted)
+    assert run() == INTERRUPTED
+    assert capsys.readouterr().err == "babyterm: interrupted\n"
+
+
+def test_the_console_script_is_the_guarded_entry_point() -> None:
+    import tomllib
+
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["scripts"]
+    assert scripts == {"babyterm": "babyterm.launch:run"}

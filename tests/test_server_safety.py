@@ -61,6 +61,12 @@ def test_bodies_over_a_megabyte_get_413_in_each_face_shape(client: httpx.Client)
             {**CHAT, "messages": [{"role": "robot", "content": "x"}]},
             "messages[0].role",
         ),
+        ("/v1/chat/completions", {**CHAT, "messages": [{"role": "user"}]}, "messages[0].content"),
+        (
+            "/v1/chat/completions",
+            {**CHAT, "messages": [{"role": "user", "content": None}]},
+            "messages[0].content",
+        ),
         ("/v1/chat/completions", {**CHAT, "temperature": "hot"}, "temperature"),
         ("/v1/chat/completions", {**CHAT, "temperature": 5}, "temperature"),
         ("/v1/chat/completions", {**CHAT, "max_tokens": 0}, "max_tokens"),
@@ -82,6 +88,7 @@ def test_bad_openai_requests_get_400_with_an_openai_error_body(
     assert set(error) == {"message", "type", "param", "code"}
     assert error["type"] == "invalid_request_error" and error["message"]
     assert error["param"] == param
+    assert "e+" not in error["message"]  # 2,147,483,648, not 2.14748e+09
 
 
 @pytest.mark.parametrize(

@@ -85,7 +85,8 @@ def number(
     ):
         raise ApiError(400, f"{param} must be {kind}, not {type(value).__name__}", param, "invalid_type")
     if not (math.isfinite(value) and (lo < value if lo_open else lo <= value) and value <= hi):
-        span = f"above {lo:g} and at most {hi:g}" if lo_open else f"between {lo:g} and {hi:g}"
+        lo_, hi_ = (f"{x:,}" if isinstance(x, int) else f"{x:g}" for x in (lo, hi))
+        span = f"above {lo_} and at most {hi_}" if lo_open else f"between {lo_} and {hi_}"
         raise ApiError(400, f"{param} must be {span}, not {value}", param, "invalid_value")
     return value
 

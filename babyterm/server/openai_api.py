@@ -82,6 +82,8 @@ def chat_text(messages: Any, where: str = "messages") -> str:
         role = "system" if role == "developer" else role
         if role not in ROLES:
             raise ApiError(400, f"{at}.role must be one of {', '.join(ROLES)}", f"{at}.role", "invalid_value")
+        if m.get("content") is None and role != "assistant":  # only a reply may be empty (tool calls)
+            raise ApiError(400, f"{at}.content is required", f"{at}.content", "missing_field")
         pairs.append((role, _content(m, at)))
     return frame(pairs).removesuffix("\n")  # the speaker puts the newline where the reply begins
 
