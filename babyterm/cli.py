@@ -79,8 +79,13 @@ MIN_CONTEXT = 8
 """The shortest training window a new baby may have: a window of 1 would see no neighbours at all."""
 
 
+MAX_CONTEXT = 8192
+"""The longest: a window the library cannot fill twice over is refused anyway, and the rotary tables
+and the cache grow with it."""
+
+
 def _context(text: str) -> int:
-    value = _positive(int)(text)
+    value = _positive(int, MAX_CONTEXT)(text)
     if value < MIN_CONTEXT:
         raise argparse.ArgumentTypeError(f"must be at least {MIN_CONTEXT} tokens, not {text}")
     return value
@@ -184,7 +189,7 @@ SHARED: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
         ("--context",),
         dict(
             type=_context,
-            help=f"training window of a new baby, at least {MIN_CONTEXT} tokens (default: the recipe's)",
+            help=f"a new baby's window, {MIN_CONTEXT} to {MAX_CONTEXT} tokens (default: the recipe's)",
         ),
     ),
     "dropout": (("--dropout",), dict(type=_fraction, help="dropout while training (default: the recipe's)")),
@@ -770,6 +775,7 @@ def cmd_xray(args: argparse.Namespace) -> int:
 
     from babyterm.xray_text import report
     from school.revive import revive
+    from school.tokenizer import encode_prompt
     from school.xray import xray
     from school.xray.learning import learning_of
     from soul.paths import baby_paths
@@ -780,6 +786,9 @@ def cmd_xray(args: argparse.Namespace) -> int:
     for w in baby.warnings:
         print(f"babyterm: {w}", file=sys.stderr)
     learning = baby.updates if step is None else learning_of(paths, step, None)
+    window = baby.model.config.max_seq_len
+    if len(encode_prompt(baby.tokenizer, args.text, baby.record.bos_prompt)) > window:
+        print(f"babyterm: it reads only the last {window:,} tokens (its window)", file=sys.stderr)
     try:
         shot = xray(
             baby.model,
@@ -792,12 +801,33 @@ def cmd_xray(args: argparse.Namespace) -> int:
         )
     except ValueError as e:
         raise SoulError(str(e)) from None
+    raw = shot.to_dict()
+    data, broken = _finite(raw)
+    if broken:
+        print(
+            f"babyterm: {broken:,} of its numbers are not finite (nan or inf): its weights are wild; "
+            "an earlier --step may be whole",
+            file=sys.stderr,
+        )
     if args.json:
-        json.dump(shot.to_dict(), sys.stdout)
+        json.dump(data, sys.stdout, allow_nan=False)  # strict JSON: null where a number is not finite
         sys.stdout.write("\n")
     else:
-        print("\n".join(report(shot.to_dict())))
+        print("\n".join(report(raw)))  # a nan prints as nan
     return 0
+
+
+def _finite(data: Any) -> tuple[Any, int]:
+    """`data` with every nan and inf made None (JSON has no such numbers), and how many there were."""
+    if isinstance(data, float):
+        return (data, 0) if math.isfinite(data) else (None, 1)
+    if isinstance(data, dict):
+        pairs = [(k, *_finite(v)) for k, v in data.items()]
+        return {k: v for k, v, _ in pairs}, sum(n for _, _, n in pairs)
+    if isinstance(data, list | tuple):
+        items = [_finite(v) for v in data]
+        return [v for v, _ in items], sum(n for _, n in items)
+    return data, 0
 
 
 def cmd_adopt(args: argparse.Namespace) -> int:

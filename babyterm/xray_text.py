@@ -5,6 +5,7 @@ Both `babyterm xray` and the app's x-ray screen draw from here, so they always s
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,12 +34,16 @@ def quoted(text: str) -> str:
     return f'"{piece(text)}"'
 
 
-def bar(values: list[float], top: float | None = None) -> str:
-    """A strip of block characters, one per value, scaled to `top` (default: the largest)."""
-    top = top if top is not None else max((abs(v) for v in values), default=0.0)
-    if top <= 0:
-        return BAR[0] * len(values)
-    return "".join(BAR[min(8, round(8 * abs(v) / top))] for v in values)
+def bar(values: list[float | None], top: float | None = None) -> str:
+    """A strip of block characters, one per value, scaled to `top` (default: the largest); a value
+    that is not a number (None: nan or inf, from wild weights) is a "?"."""
+    known = [abs(v) for v in values if v is not None and math.isfinite(v)]
+    top = top if top is not None else max(known, default=0.0)
+    if not top > 0 or not math.isfinite(top):
+        return "".join("?" if v is None or not math.isfinite(v) else BAR[0] for v in values)
+    return "".join(
+        "?" if v is None or not math.isfinite(v) else BAR[min(8, round(8 * abs(v) / top))] for v in values
+    )
 
 
 def _tokens(shot: dict[str, Any], f: Focus) -> list[str]:
@@ -209,7 +214,8 @@ def sentence(shot: dict[str, Any], stage: str) -> str:
 def report(shot: dict[str, Any]) -> list[str]:
     """The whole x-ray for a terminal: every stage at the last token, every layer and head."""
     last = len(shot["tokens"]) - 1
-    out = [f"x-ray: {shot['brain']} brain, {shot['weights']}, {len(shot['tokens'])} tokens"]
+    n = len(shot["tokens"])
+    out = [f"x-ray: {shot['brain']} brain, {shot['weights']}, {n} token{'s' if n != 1 else ''}"]
     for s in shot["stages"]:
         out += ["", f"── {s['name']} ── {s['sentence']}"]
         if s["name"] in ("attention", "mlp"):

@@ -97,7 +97,7 @@ class Manifest:
             kb = want * self.text_bytes / max(1, total) / 1000
             raise LibraryError(
                 f"the library is too small: {total:,} tokens from {self.text_bytes:,} bytes of text, "
-                f"and a block of {block_size} needs about {want:,} tokens (~{kb:.0f} KB of text)"
+                f"and a block of {block_size} needs about {want:,} tokens (~{kb:,.0f} KB of text)"
             )
 
 

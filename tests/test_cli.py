@@ -258,6 +258,7 @@ def test_budgets_must_be_above_zero(capsys, isolated_home: Path, argv: list[str]
         (["train", "--bpe-dropout", "1.5"], ["--bpe-dropout", "below 1"]),
         (["train", "--context", "0"], ["--context"]),
         (["train", "--context", "1"], ["--context", "at least 8"]),
+        (["train", "--context", "99999999"], ["--context", "at most 8,192"]),
         (["chat", "hi", "--temperature", "-1"], ["--temperature", "from 0 to 5"]),
         (["chat", "hi", "--temperature", "nan"], ["--temperature"]),
         (["chat", "hi", "--top-p", "2"], ["--top-p", "above 0, up to 1"]),

@@ -59,3 +59,42 @@ def test_mistakes_are_one_line(capsys, isolated_home: Path, small_library: Path)
     assert refused.value.code == 2 and "not live, best or a step number" in err and not out
     code, out, err = run(capsys, "xray", "--baby", "x", "--step", "7", "hi")
     assert code == 2 and "no milestone at step 7" in err and not out and "Traceback" not in err
+
+
+def test_wild_weights_are_said_and_the_json_stays_json(
+    capsys, isolated_home: Path, small_library: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Weights finite but huge (a wild learning rate once saved them) make nan and inf inside the
+    forward pass: the x-ray says so in one line, draws "?" and writes null, not Infinity (QA: a
+    traceback from the bars, and JSON no parser takes)."""
+    import school.revive
+
+    make_baby(isolated_home, small_library, "wild", "transformer")
+    tame = school.revive.revive
+
+    def wild(*args, **kwargs):
+        baby = tame(*args, **kwargs)
+        with torch.no_grad():
+            for p in baby.model.parameters():
+                p.mul_(1e30)
+        return baby
+
+    monkeypatch.setattr(school.revive, "revive", wild)
+    code, out, err = run(capsys, "xray", "--baby", "wild", TEXT)
+    assert code == 0 and "not finite" in err and len(err.strip().splitlines()) == 1
+    assert "── logits ──" in out and "?" in out
+    code, out, err = run(capsys, "xray", "--baby", "wild", "--json", TEXT)
+
+    def refuse(constant: str) -> None:
+        raise AssertionError(f"{constant} is not JSON")
+
+    shot = json.loads(out, parse_constant=refuse)
+    assert code == 0 and shot["stages"][0]["name"] == "tokens" and "not finite" in err
+
+
+def test_a_prompt_longer_than_the_window_is_said(capsys, isolated_home: Path, small_library: Path) -> None:
+    make_baby(isolated_home, small_library, "short", "transformer")
+    window = revive(baby_paths("short", str(isolated_home))).model.config.max_seq_len
+    code, out, err = run(capsys, "xray", "--baby", "short", "--json", " ".join(["word"] * 3 * window))
+    assert code == 0 and err.strip() == f"babyterm: it reads only the last {window:,} tokens (its window)"
+    assert len(json.loads(out)["tokens"]) == window
