@@ -692,9 +692,17 @@ def cmd_logs(args: argparse.Namespace) -> int:
         raise SoulError(
             f"no run {args.run!r} for baby {paths.name!r} (see: babyterm logs --baby {paths.name})"
         )
+    found = 0
     for r in chosen:
         for record in filter_events(read_log(r.path), args.kind, args.text):
             print(json.dumps(record, ensure_ascii=False))
+            found += 1
+    if not found:  # said on stderr, so a script reading stdout still gets nothing but JSON lines
+        what = " ".join(
+            w for w in (args.kind and f"{args.kind!r}", "events", args.text and "with that text") if w
+        )
+        where = f"run {chosen[0].run_id}" if len(chosen) == 1 else f"the {len(chosen)} runs"
+        print(f"babyterm: no {what} in {where}", file=sys.stderr)
     return 0
 
 

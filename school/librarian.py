@@ -215,6 +215,32 @@ def _windows(data: np.ndarray, starts: np.ndarray, n: int) -> np.ndarray:
     return np.asarray(data[starts[:, None] + np.arange(n)], dtype=np.int64)
 
 
+def _read_within(inner: Path, outer: Path) -> bool:
+    """Whether reading `outer` as a library reads `inner` too (hidden folders are skipped)."""
+    if inner == outer:
+        return True
+    if outer not in inner.parents:
+        return False
+    return not any(part.startswith(".") for part in inner.relative_to(outer).parts)
+
+
+def _check_apart(paths: BabyPaths, library: str | Path | None, val_text: str | Path | None) -> None:
+    """Refuse what would make the scores lie: a library holding babyterm's own home (it would learn
+    its checkpoints and logs) or a validation text inside the library (then it is not held out)."""
+    if library is None:
+        return
+    lib = Path(library).expanduser().resolve()
+    if _read_within(paths.home.expanduser().resolve(), lib):
+        raise LibraryError(f"the library {lib} holds babyterm's own home: name a folder of your writing")
+    if val_text is not None:
+        val = Path(val_text).expanduser().resolve()
+        if _read_within(val, lib) or _read_within(lib, val):
+            raise LibraryError(
+                f"the validation text {val} is part of the library {lib}, so its score would not be held "
+                "out; leave --val-text out (the library's tail is held out) or name a text apart"
+            )
+
+
 class Librarian:
     """The tokenizer and encoded corpus of one baby, and the extra text it picks up as it learns."""
 
@@ -264,6 +290,7 @@ class Librarian:
             raise LibraryError(f"a vocabulary of {vocab_size} is too small: use at least {T.MIN_VOCAB}")
         progress = progress or (lambda task, done, detail: None)
         log = log or (lambda message: None)
+        _check_apart(paths, library, val_text)
         progress("reading", 0.0, str(library or "Python's built-in docs"))
         lib = Library.open(library, log)
         progress("reading", 1.0, f"{lib.n_documents:,} documents, {lib.n_bytes / 1e6:.1f} MB")

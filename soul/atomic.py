@@ -10,6 +10,16 @@ from pathlib import Path
 from typing import Any
 
 
+def _new_file_mode() -> int:
+    """What open() gives a new file here: 0o666 less the umask (read once: setting it is global)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+NEW_FILE_MODE = _new_file_mode()
+
+
 def fsync_dir(path: Path) -> None:
     """Flush a folder's entry table so a rename inside it survives a power cut."""
     try:
@@ -33,6 +43,7 @@ def write_atomic(path: Path, write: Callable[[Path], None]) -> None:
     os.close(fd)
     tmp = Path(tmp_name)
     try:
+        os.chmod(tmp, NEW_FILE_MODE)  # mkstemp's 0600 would make exports unreadable to their neighbours
         write(tmp)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())

@@ -278,3 +278,16 @@ def test_manifest_records_sizes_and_hashes(tmp_path: Path) -> None:
     assert set(manifest["files"]) == {"model.safetensors", "optim.safetensors", "state.json"}
     for name, entry in manifest["files"].items():
         assert entry["size"] == (path / name).stat().st_size and len(entry["sha256"]) == 64
+
+
+def test_atomic_writes_get_the_mode_any_new_file_gets(tmp_path: Path) -> None:
+    """mkstemp makes 0600 files: an export's config.json was private while its tokenizer.json was not."""
+    import os
+
+    from soul.atomic import write_text_atomic
+
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")
+    atomic = tmp_path / "atomic.txt"
+    write_text_atomic(atomic, "x")
+    assert os.stat(atomic).st_mode & 0o777 == os.stat(plain).st_mode & 0o777

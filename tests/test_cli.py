@@ -120,6 +120,8 @@ def test_train_chat_logs_info_and_a_refused_brain(capsys, small_library: Path) -
     assert code == 0 and "run" in out.splitlines()[0]
     code, out, _ = run(capsys, "logs", "--run", "latest", "--kind", "save")
     assert code == 0 and '"kind": "save"' in out and '"kind": "step"' not in out
+    code, out, err = run(capsys, "logs", "--run", "latest", "--kind", "scribe", "--text", "zzqx")
+    assert code == 0 and not out and err.startswith("babyterm: no 'scribe' events with that text in run ")
 
     code, out, _ = run(capsys, "info")
     assert code == 0 and "baby" in out and "transformer" in out and "step       20" in out

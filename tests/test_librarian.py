@@ -213,6 +213,22 @@ def test_a_separate_validation_text_leaves_the_whole_library_to_learn(twin, tmp_
         Librarian.prepare(paths, root, VOCAB, block_size=BLOCK, val_text=tmp_path / "tiny.txt")
 
 
+def test_scores_that_would_lie_are_refused(twin, tmp_path):
+    """A validation text inside the library is not held out, and a library holding the soul would
+    learn babyterm's own checkpoints and logs (QA); a hidden home inside it is never read."""
+    paths, root = twin
+    inside = next(p for p in sorted(root.rglob("*")) if p.is_file())
+    for val in (inside, root):
+        with pytest.raises(LibraryError, match=r"is part of the library .* would not be held out"):
+            Librarian.prepare(paths, root, VOCAB, block_size=BLOCK, val_text=val)
+    lib = tmp_path / "writing"
+    shutil.copytree(root, lib)
+    with pytest.raises(LibraryError, match="holds babyterm's own home"):
+        Librarian.prepare(BabyPaths(lib / "home", "kid"), lib, VOCAB, block_size=BLOCK)
+    hidden = BabyPaths(lib / ".babyterm", "kid")  # skipped as hidden: reading lib never reads it
+    assert Librarian.prepare(hidden, lib, VOCAB, block_size=BLOCK).train.size > 0
+
+
 def test_cache_is_reused_and_rebuilt_when_the_library_changes(twin):
     paths, root = twin
     tasks = []
