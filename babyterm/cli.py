@@ -527,8 +527,11 @@ def _options(args: argparse.Namespace) -> TrainOptions:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from school.library import LibraryError  # torch-free: the app's process never loads torch
-
+    try:
+        from school.library import LibraryError  # torch-free: the app's process never loads torch
+    except KeyboardInterrupt:
+        print("babyterm: interrupted", file=sys.stderr)
+        return INTERRUPTED
     try:
         if args.command == "train":
             return cmd_train(args)

@@ -126,16 +126,17 @@ def race(
     locks: list[BabyLock] = []
     tutors: dict[str, Tutor] = {}
     try:
-        for brain in brains:
-            paths = baby_paths(race_baby_name(brain), home)
+        racers = [baby_paths(race_baby_name(brain), home) for brain in brains]
+        for paths in racers:  # every racer checked before any is started over: a refusal touches none
             if (held := holder(paths)) is not None:
                 who = f"pid {held['pid']}" if "pid" in held else "another process"
                 raise SoulError(f"baby {paths.name!r} is being trained by {who}; stop it before racing")
             if not replace and (why := grown_since_race(paths)):
                 raise SoulError(
                     f"baby {paths.name!r} is more than a racer now ({why}): a race would start it over; "
-                    f"race with --replace to do so anyway, or move {paths.root} aside"
+                    f"`babyterm race --replace` does so anyway, or move {paths.root} aside"
                 )
+        for paths in racers:
             shutil.rmtree(paths.root, ignore_errors=True)  # a race starts from newborns
             lock = BabyLock(paths, log=warn)
             lock.acquire(f"babyterm race {','.join(brains)}")
@@ -161,7 +162,7 @@ def race(
             )
             tutor.subscribe(_warnings_to(warn))
             tutor.prepare()
-            mark_raced(tutor.paths, tutor.step)  # a race cut short leaves newborns a next race may replace
+            mark_raced(tutor.paths)  # a race cut short leaves newborns a next race may replace
             tutors[brain] = tutor
             first = first or tutor
         return _run(tutors, minutes * 60, slice_s, prompt, answer_tokens, emit_point, on_answer, clock)
@@ -236,7 +237,7 @@ def _run(
     wall = clock() - start
     for tutor in tutors.values():
         tutor.save("stop")
-        mark_raced(tutor.paths, tutor.step)
+        mark_raced(tutor.paths)
     answers = []
     for brain, tutor in tutors.items():
         answers.append(_answer(brain, tutor, prompt, answer_tokens))

@@ -44,11 +44,8 @@ class Limit:
         if inside:
             return ""
         kind = "a whole number" if self.cast is int else "a number"
-        span = (
-            f"above {self.low:g}, up to {self.high:g}"
-            if self.low_open
-            else f"from {self.low:g} to {self.high:g}"
-        )
+        low, high = (f"{x:,}" if self.cast is int else f"{x:g}" for x in (self.low, self.high))
+        span = f"above {low}, up to {high}" if self.low_open else f"from {low} to {high}"
         got = repr(text) if text else "nothing"
         return f"must be {kind} {span}{', ' + also if also else ''}, not {got}"
 

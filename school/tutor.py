@@ -371,11 +371,11 @@ class Tutor:
                     else "the checkpoint fails too, and there is no best self to go back to"
                 )
             else:
-                self._rolled_back = True
                 try:
                     found = self.checkpointer.resume()
                 except SoulError:  # checkpoints, but none usable: as good as none
                     found = None
+                self._rolled_back = found is not None
                 if found is not None:
                     self.step, self.tokens_seen = found.state.step, found.state.tokens_seen
                 where = f"rolled back to step {self.step}" if found else "no checkpoint to roll back to"

@@ -133,7 +133,7 @@ def file_in_the_way(path: Path) -> Path | None:
 
 def check_home_writable(home: Path) -> None:
     """Fail early, with one line, when the soul cannot be written."""
-    blocked = file_in_the_way(home)
+    blocked = file_in_the_way(home / "babies")  # the babies' folder too: the logs screen lists it
     if blocked is not None:
         raise SoulError(f"cannot write to home {home}: {blocked} is a file, not a folder")
     try:

@@ -28,11 +28,16 @@ def grown_since_race(paths: BabyPaths) -> str:
         return "no race left it as it is"
     if paths.chat.exists():
         return "it has a chat history"
-    found = list_checkpoints(paths.checkpoints)
-    step = found[-1][0] if found else 0
+    step = _newest_step(paths)
     return f"it trained on to step {step:,} after its race" if step != left_at else ""
 
 
-def mark_raced(paths: BabyPaths, step: int) -> None:
-    """Record that a race left the baby at `step` (after its last checkpoint is saved)."""
-    write_json_atomic(paths.root / RACE_MARK, {"step": step})
+def mark_raced(paths: BabyPaths) -> None:
+    """Record where a race leaves the baby: its newest checkpoint's step (0 for none), which is what
+    the next race compares, so a final save that failed does not make the racer look grown."""
+    write_json_atomic(paths.root / RACE_MARK, {"step": _newest_step(paths)})
+
+
+def _newest_step(paths: BabyPaths) -> int:
+    found = list_checkpoints(paths.checkpoints)
+    return found[-1][0] if found else 0

@@ -151,16 +151,18 @@ def test_a_racer_trained_or_talked_to_since_its_race_is_not_started_over(small_l
     talked-to race-mlp without a word); --replace does it anyway."""
     torch.set_num_threads(1)
     tiny = dict(
-        minutes=1 / 60, brains=["mlp"], slice_s=0.3, answer_tokens=2, device="cpu", threads=1,
+        minutes=1 / 60, brains=["mlp", "attention"], slice_s=0.3, answer_tokens=2, device="cpu", threads=1,
         vocab_size=300, brain_overrides=TINY, syllabus_overrides=FAST,
     )  # fmt: skip
     race(str(small_library), **tiny)
     race(str(small_library), **tiny)  # as the last race left it: started over without a word
-    paths = baby_paths("race-mlp", str(isolated_home))
+    paths = baby_paths("race-attention", str(isolated_home))  # the second racer: the first is checked too
+    first = baby_paths("race-mlp", str(isolated_home))
+    kept = sorted(first.checkpoints.iterdir())
     paths.chat.write_text('{"role": "user", "text": "hi"}\n', encoding="utf-8")
     with pytest.raises(SoulError, match=r"more than a racer now \(it has a chat history\).*--replace"):
         race(str(small_library), **tiny)
-    assert paths.chat.exists()  # refused before anything was touched
+    assert paths.chat.exists() and sorted(first.checkpoints.iterdir()) == kept  # refused: nothing touched
     race(str(small_library), **tiny, replace=True)
     assert not paths.chat.exists()
     newest = load_latest(paths.checkpoints, torch.device("cpu")).step
