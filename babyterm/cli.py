@@ -734,7 +734,7 @@ def cmd_info(args: argparse.Namespace) -> int:
             f"step {step:>8}  {size / 1e6:7.1f} MB  {record.library or 'built-in docs'}"
         )
         for name, why in damaged:  # what the next run will skip, said now rather than then
-            then = f"the baby goes on from step {step}" if step else "no whole checkpoint is left"
+            then = f"the baby goes on from step {step:,}" if step else "no whole checkpoint is left"
             print(f"    checkpoint {name} is damaged ({why}): {then}")
     return 0
 
