@@ -57,6 +57,8 @@ def _usable_cores() -> int:
         return os.cpu_count() or 1
 
 
+CORES = _usable_cores()
+
 MOST_STEPS, MOST_MINUTES = 10**9, 10**6
 """Budgets no run reaches (a million minutes is two years), so that 1e30 is a typo, not a plan."""
 
@@ -164,7 +166,7 @@ SHARED: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
     "threads": (
         ("--threads",),
         dict(
-            type=_positive(int, 2 * _usable_cores(), f" (twice this machine's {_usable_cores()} cores)"),
+            type=_positive(int, 2 * CORES, f" (twice this machine's {CORES} cores)"),
             help="torch CPU threads (default: OMP_NUM_THREADS, else the usable cores, up to 8)",
         ),
     ),
@@ -298,13 +300,13 @@ def _port(text: str) -> int:
 SERVE_DEFAULTS = {"host": "127.0.0.1", "port": 8000, "api_key": None}
 
 
-def _serve_options(p: argparse.ArgumentParser, only_with: str = "") -> None:
-    """Where the HTTP server listens (babyterm.server): `serve`, and `train --serve`. With
-    `only_with` (train's "--serve") they are left unset unless given, so that parse_args can refuse
-    them without it instead of ignoring them."""
+def _serve_options(p: argparse.ArgumentParser, optional: bool = False) -> None:
+    """Where the HTTP server listens (babyterm.server): `serve`, and `train --serve`. When
+    `optional` (train's, which serves only with --serve) they are left unset unless given, so that
+    parse_args can refuse them without --serve instead of ignoring them."""
 
     def default(name: str) -> Any:
-        return argparse.SUPPRESS if only_with else SERVE_DEFAULTS[name]
+        return argparse.SUPPRESS if optional else SERVE_DEFAULTS[name]
 
     p.add_argument(
         "--host", default=default("host"), help="address to listen on (default 127.0.0.1, loopback)"
@@ -315,6 +317,24 @@ def _serve_options(p: argparse.ArgumentParser, only_with: str = "") -> None:
         default=default("api_key"),
         help="bearer key clients must send (default: $BABYTERM_API_KEY); needed off loopback",
     )
+
+
+CHAT_FLAGS = (
+    # flag, the Chat command's field (its default and its range, school.sampling_limits), help
+    ("--max-tokens", "max_tokens", None),
+    ("--temperature", "temperature", "0 is greedy and deterministic"),
+    ("--top-k", "top_k", "0 turns it off"),
+    ("--top-p", "top_p", "above 0, up to 1"),
+    ("--min-p", "min_p", "drop tokens below this share of the likeliest"),
+    ("--dynatemp-range", "dynatemp_range", "temperature ± this, higher when the baby is unsure (0 is off)"),
+    (
+        "--dynatemp-exp",
+        "dynatemp_exponent",
+        "how entropy maps to temperature (llama.cpp's dynatemp exponent)",
+    ),
+    ("--repetition-penalty", "repetition_penalty", "above 1 discourages repeats"),
+    ("--emphasis", "emphasis", "strength for words marked *like this*"),
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -343,7 +363,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--serve", action="store_true", help="answer OpenAI/Ollama clients over HTTP from the live weights"
     )
-    _serve_options(train, only_with="--serve")
+    _serve_options(train, optional=True)
 
     chat = sub.add_parser("chat", help="talk to the saved baby (interactive without a prompt)")
     _shared(chat, TAKES["chat"])
@@ -356,46 +376,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     chat.add_argument("--step", type=weights_arg, default=None, help=STEP_HELP)
     asked = Chat(id="", text="")  # the defaults are the Chat command's, which are Sampling's
-    chat.add_argument("--max-tokens", type=_limited("max_tokens"), default=asked.max_tokens)
-    chat.add_argument(
-        "--temperature",
-        type=_limited("temperature"),
-        default=asked.temperature,
-        help="0 is greedy and deterministic",
-    )
-    chat.add_argument("--top-k", type=_limited("top_k"), default=asked.top_k, help="0 turns it off")
-    chat.add_argument("--top-p", type=_limited("top_p"), default=asked.top_p, help="above 0, up to 1")
-    chat.add_argument(
-        "--min-p",
-        type=_limited("min_p"),
-        default=asked.min_p,
-        help="drop tokens below this share of the likeliest",
-    )
-    chat.add_argument(
-        "--dynatemp-range",
-        type=_limited("dynatemp_range"),
-        default=asked.dynatemp_range,
-        help="temperature ± this, higher when the baby is unsure (0 is off)",
-    )
-    chat.add_argument(
-        "--dynatemp-exp",
-        dest="dynatemp_exponent",
-        type=_limited("dynatemp_exponent"),
-        default=asked.dynatemp_exponent,
-        help="how entropy maps to temperature (llama.cpp's dynatemp exponent)",
-    )
-    chat.add_argument(
-        "--repetition-penalty",
-        type=_limited("repetition_penalty"),
-        default=asked.repetition_penalty,
-        help="above 1 discourages repeats",
-    )
-    chat.add_argument(
-        "--emphasis",
-        type=_limited("emphasis"),
-        default=asked.emphasis,
-        help="strength for words marked *like this*",
-    )
+    for flag, field, help_ in CHAT_FLAGS:
+        metavar = flag.removeprefix("--").replace("-", "_").upper()
+        chat.add_argument(
+            flag, dest=field, metavar=metavar, type=_limited(field), default=getattr(asked, field), help=help_
+        )
 
     watch = sub.add_parser("watch", help="the app, following a baby that trains elsewhere (no training here)")
     _shared(watch, TAKES["watch"])
@@ -798,7 +783,8 @@ def cmd_xray(args: argparse.Namespace) -> int:
         print(f"babyterm: {w}", file=sys.stderr)
     learning = baby.updates if step is None else learning_of(paths, step, None)
     window = baby.model.config.max_seq_len
-    if len(encode_prompt(baby.tokenizer, args.text, baby.record.bos_prompt)) > window:
+    ids = encode_prompt(baby.tokenizer, args.text, baby.record.bos_prompt)
+    if len(ids) > window:
         print(f"babyterm: it reads only the last {window:,} tokens (its window)", file=sys.stderr)
     try:
         shot = xray(
@@ -808,7 +794,7 @@ def cmd_xray(args: argparse.Namespace) -> int:
             args.top_k,
             weights=baby.weights,
             learning=learning,
-            bos=baby.record.bos_prompt,
+            ids=ids[-window:],  # encoded once: as encode_for_xray would, the window's last tokens
         )
     except ValueError as e:
         raise SoulError(str(e)) from None

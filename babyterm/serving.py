@@ -67,7 +67,7 @@ def cmd_serve(args: argparse.Namespace, options: TrainOptions) -> int:
     server.start()
     print(banner(server.url, paths.name, key is not None), flush=True)
     try:
-        with stop_on_signals(lambda: observer.send(Stop()), doing="stopping"):
+        with stop_on_signals(lambda: observer.send(Stop()), saves=False):
             observer.run()
     finally:
         server.stop()

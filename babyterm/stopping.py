@@ -16,9 +16,9 @@ STOP_SIGNALS = tuple(
 
 
 @contextlib.contextmanager
-def stop_on_signals(stop: Callable[[], None], doing: str = "saving") -> Iterator[None]:
+def stop_on_signals(stop: Callable[[], None], saves: bool = True) -> Iterator[None]:
     """Within the block, the first stop signal calls `stop()` (the trainer saves, then returns), and
-    says what it is `doing` meanwhile ("stopping" for a server, which has nothing to save).
+    says whether it is saving meanwhile (a server, `saves=False`, has nothing to save).
 
     A second signal raises KeyboardInterrupt: the user who asks twice does not wait for the save.
     The previous handlers come back when the block ends. Call from the main thread (as signal needs).
@@ -32,7 +32,7 @@ def stop_on_signals(stop: Callable[[], None], doing: str = "saving") -> Iterator
             raise KeyboardInterrupt
         name = signal.Signals(signum).name
         again = "Ctrl+C" if signum == signal.SIGINT else name
-        rest = "without saving" if doing == "saving" else "at once"
+        doing, rest = ("saving", "without saving") if saves else ("stopping", "at once")
         print(f"\n{doing}… ({name}; {again} again to quit {rest})", file=sys.stderr)
         stop()
 

@@ -459,12 +459,14 @@ def test_a_failed_export_takes_back_the_folders_it_made(
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("doing,rest", [("saving", "without saving"), ("stopping", "at once")])
-def test_a_stop_signal_says_what_it_is_doing(capsys, doing: str, rest: str) -> None:
+@pytest.mark.parametrize(
+    "saves,doing,rest", [(True, "saving", "without saving"), (False, "stopping", "at once")]
+)
+def test_a_stop_signal_says_what_it_is_doing(capsys, saves: bool, doing: str, rest: str) -> None:
     from babyterm.stopping import stop_on_signals
 
     asked = []
-    with stop_on_signals(lambda: asked.append(1), doing=doing):
+    with stop_on_signals(lambda: asked.append(1), saves=saves):
         signal.raise_signal(signal.SIGTERM)  # handled on this (the main) thread before it returns
         with pytest.raises(KeyboardInterrupt):
             signal.raise_signal(signal.SIGTERM)  # a second one does not wait
@@ -527,3 +529,17 @@ def test_the_console_script_is_the_guarded_entry_point() -> None:
 
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["scripts"]
     assert scripts == {"babyterm": "babyterm.launch:run"}
+
+
+def test_a_reader_that_leaves_the_pipe_early_is_no_traceback() -> None:
+    """`babyterm xray TEXT | head` closed the pipe under a long report: BrokenPipeError's traceback."""
+    code = (
+        "import sys, babyterm.cli as cli\n"
+        "def main():\n"
+        "    raise BrokenPipeError(32, 'Broken pipe')\n"
+        "cli.main = main\n"
+        "from babyterm.launch import run\n"
+        "sys.exit(run())\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert done.returncode == 141 and done.stderr == ""

@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 
 from school.events import ErrorEvent, Event, SaveEvent
+from school.tutor import Tutor
 from soul.checkpoint import list_checkpoints, load_latest
 from tests.test_tutor import make_tutor
 
@@ -49,11 +50,17 @@ def _errors(events: list[Event]) -> list[str]:
     return [e.message for e in events if isinstance(e, ErrorEvent)]
 
 
-def test_non_finite_loss_is_skipped_then_rolled_back(small_library: Path) -> None:
-    tutor = make_tutor(small_library)
+def _watched_tutor(library: Path) -> tuple[Tutor, list[Event]]:
+    """A prepared tutor, and the list its events go to."""
+    tutor = make_tutor(library)
     tutor.prepare()
     events: list[Event] = []
     tutor.subscribe(events.append)
+    return tutor, events
+
+
+def test_non_finite_loss_is_skipped_then_rolled_back(small_library: Path) -> None:
+    tutor, events = _watched_tutor(small_library)
     for _ in range(4):
         tutor.train_step()
     tutor.save("manual")
@@ -72,10 +79,7 @@ def test_non_finite_loss_is_skipped_then_rolled_back(small_library: Path) -> Non
 def test_a_checkpoint_that_fails_too_sends_it_back_to_its_best_self(small_library: Path) -> None:
     """Weights finite but wild (a huge --lr once saved them) fail every step from their checkpoint:
     the second rollback in a row goes to the best self instead of looping on the same checkpoint."""
-    tutor = make_tutor(small_library)
-    tutor.prepare()
-    events: list[Event] = []
-    tutor.subscribe(events.append)
+    tutor, events = _watched_tutor(small_library)
     for _ in range(2):
         tutor.train_step()
     tutor.emit(tutor.checkpointer.save_best(tutor.step, 3.0, tutor.librarian.validation_id))
